@@ -1,0 +1,128 @@
+"""The loop shared by the SciPy-facing methods: ask, evaluate, tell, stop, report.
+
+Any ask/tell object with ``ask(n)``, ``tell(values)``, ``cancel()``, ``x``,
+``num_queries`` and ``converged`` can be driven; :func:`drive` owns the
+SciPy contract (budget, callback conventions, ``StopIteration``, objective
+errors, ``KeyboardInterrupt``) so that every method behaves the same.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from scipy.optimize import OptimizeResult
+
+from ._status import MESSAGES, Status
+from .core.evaluation import BatchObjective, BudgetExhausted, ObjectiveError
+
+
+class AskTell(Protocol):
+    x: torch.Tensor
+    num_queries: int
+
+    @property
+    def converged(self) -> bool: ...
+    def ask(self, n: int | None = None) -> torch.Tensor: ...
+    def tell(self, values: Any) -> None: ...
+    def cancel(self) -> None: ...
+
+
+def _progress_bar(total: int | None, enabled: bool, name: str) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a runtime dependency
+        raise ImportError("option 'progress' needs tqdm: pip install tqdm") from None
+    return tqdm(total=total, desc=name, unit="eval")
+
+
+def drive(
+    opt: AskTell,
+    objective: BatchObjective,
+    *,
+    x0: np.ndarray,
+    maxiter: int | None,
+    callback: Callable[[OptimizeResult, np.ndarray], Any] | None,
+    progress: bool = False,
+    disp: bool = False,
+    name: str = "zoar",
+    extras: Callable[[], dict[str, Any]] | None = None,
+) -> OptimizeResult:
+    """Run ``opt`` on ``objective`` until a stopping rule fires; always return a result."""
+    shape = x0.shape
+    status: Status | None = None
+    error: ObjectiveError | None = None
+    nit = 0
+    bar = _progress_bar(objective.max_evals, progress, name)
+
+    def iterate() -> np.ndarray:
+        return opt.x.detach().cpu().numpy().astype(np.float64).reshape(shape)
+
+    try:
+        while True:
+            if opt.converged:
+                status = Status.CONVERGED
+                break
+            if maxiter is not None and nit >= maxiter:
+                status = Status.MAXITER
+                break
+            n = min(opt.num_queries, objective.remaining)
+            if n < 1:
+                status = Status.MAXFEV
+                break
+            X = opt.ask(int(n))
+            before = objective.nfev
+            y = objective(X)
+            opt.tell(y)
+            nit += 1
+            if bar is not None:
+                bar.update(objective.nfev - before)
+                bar.set_postfix(best=objective.best_f, refresh=False)
+            if objective.best_x is None and nit >= 3:
+                status = Status.NONFINITE
+                break
+            if callback is not None:
+                xk = iterate()
+                inter = OptimizeResult(
+                    x=objective.best_x.reshape(shape) if objective.best_x is not None else xk,
+                    fun=objective.best_f if objective.best_x is not None else math.nan,
+                    xk=xk, nit=nit, nfev=objective.nfev, **(extras() if extras else {}))
+                callback(inter, xk)
+    except StopIteration:
+        status = Status.CALLBACK
+    except ObjectiveError as exc:
+        status, error = Status.OBJECTIVE_ERROR, exc
+    except BudgetExhausted:  # defensive: the loop never asks beyond the budget
+        status = Status.MAXFEV
+    except KeyboardInterrupt:
+        status = Status.INTERRUPTED
+    finally:
+        opt.cancel()
+        if bar is not None:
+            bar.close()
+
+    message = MESSAGES[status]
+    if error is not None:
+        message = f"{message}: {error.__cause__!r}" if error.__cause__ else f"{message}: {error}"
+        warnings.warn(f"{name}: {message}; returning the best point so far", RuntimeWarning, stacklevel=3)
+    if objective.best_x is not None:
+        x, fun = objective.best_x.reshape(shape), objective.best_f
+    else:
+        x, fun = x0.copy(), math.nan
+        if status not in (Status.OBJECTIVE_ERROR, Status.INTERRUPTED, Status.CALLBACK):
+            status, message = Status.NONFINITE, MESSAGES[Status.NONFINITE]
+    res = OptimizeResult(
+        x=x, fun=fun, nfev=objective.nfev, nit=nit, success=status == Status.CONVERGED,
+        status=int(status), message=message, x_iterate=iterate(), state=opt,
+        **(extras() if extras else {}))
+    if error is not None:
+        res.exception = error.__cause__ or error
+    if disp:
+        print(f"{name}: {message}\n         Current function value: {fun:.6g}\n"
+              f"         Iterations: {nit}\n         Function evaluations: {objective.nfev}")
+    return res

@@ -1,0 +1,14 @@
+"""Device-agnostic torch estimator core. Knows nothing of SciPy or Optuna."""
+from .control import StepControl
+from .directions import make_generator, sample_directions
+from .estimators import centered_weights, two_point_gradient, zoar_gradient
+from .evaluation import BatchObjective, BudgetExhausted, ObjectiveError
+from .history import QueryHistory
+from .updates import SGD, Adam, UpdateRule, make_update_rule
+from .zoar import ZoAR, problem_scale
+
+__all__ = [
+    "Adam", "BatchObjective", "BudgetExhausted", "ObjectiveError", "QueryHistory", "SGD",
+    "StepControl", "UpdateRule", "ZoAR", "centered_weights", "make_generator", "make_update_rule",
+    "problem_scale", "sample_directions", "two_point_gradient", "zoar_gradient",
+]

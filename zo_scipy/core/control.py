@@ -1,0 +1,98 @@
+r"""Step-size control from the function values the estimator already has.
+
+Every iteration evaluates :math:`K` points :math:`x_t + \mu u_k`; their mean is an
+unbiased estimate of :math:`F_\mu(x_t)` that costs nothing extra. The controller
+averages these batch means over windows of ``window`` iterations and compares
+consecutive windows:
+
+- the window improved: keep going; after ``grow_after`` improving windows in a
+  row multiply ``lr`` by ``growth`` (off by default: ``growth=1``);
+- it did not: multiply ``lr`` by ``decay`` (the fixed-lr noise floor of
+  normalized updates, spec section 2, is left by shrinking the step);
+- it got worse than the best window by more than ``restore_sigmas`` times the
+  window's own spread, or a whole batch was non-finite: the run is diverging.
+  Return to the best window's iterate (``restore``), forget the reuse buffer and
+  the moments, and decay ``lr``.
+
+``converged`` is set once ``lr`` fell below ``xtol`` times its initial value.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class StepControl:
+    """Window-based step-size controller; see the module docstring."""
+
+    lr: float
+    window: int = 4
+    decay: float = 0.5
+    growth: float = 1.0
+    grow_after: int = 2
+    restore_sigmas: float = 4.0
+    xtol: float = 1e-7
+    lr0: float = field(init=False)
+    best: float = field(default=math.inf, init=False)
+    anchor: torch.Tensor | None = field(default=None, init=False, repr=False)
+    n_decays: int = field(default=0, init=False)
+    n_restores: int = field(default=0, init=False)
+    _prev: float = field(default=math.inf, init=False)
+    _means: list[float] = field(default_factory=list, init=False, repr=False)
+    _streak: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.lr0 = self.lr
+
+    @property
+    def converged(self) -> bool:
+        return self.lr <= self.xtol * self.lr0
+
+    def observe(self, batch_mean: float, x: torch.Tensor) -> str:
+        """Record one iteration's batch mean at iterate ``x`` (after its update).
+
+        Returns the event: ``"restore"`` (return to :attr:`anchor` and forget the
+        history and moments), ``"decay"`` or ``"grow"`` (``lr`` changed) or ``""``.
+        """
+        if not math.isfinite(batch_mean):
+            return self._diverged()
+        self._means.append(batch_mean)
+        if len(self._means) < self.window:
+            return ""
+        means, self._means = self._means, []
+        wm = sum(means) / len(means)
+        spread = sum(abs(m - wm) for m in means) / len(means)
+        if wm < self.best:
+            self.best = wm
+            self.anchor = x.detach().clone()
+        if wm < self._prev:
+            self._streak += 1
+            if self._streak >= self.grow_after and self.growth != 1.0:
+                self.lr *= self.growth
+                self._streak = 0
+                self._prev = wm
+                return "grow"
+        else:
+            self._streak = 0
+            if wm - self.best > self.restore_sigmas * spread and self.anchor is not None:
+                self._prev = math.inf
+                return self._diverged()
+            self._decay()
+            self._prev = wm
+            return "decay"
+        self._prev = wm
+        return ""
+
+    def _decay(self) -> None:
+        self.lr *= self.decay
+        self.n_decays += 1
+
+    def _diverged(self) -> str:
+        self._means = []
+        self._streak = 0
+        self._decay()
+        self.n_restores += 1
+        return "restore"

@@ -1,0 +1,77 @@
+"""Seeded sampling of perturbation directions.
+
+Every estimator in zo_scipy draws its directions here, from one local
+:class:`torch.Generator` (never the global seed), so a run is reproducible from
+its ``seed`` alone.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+DirectionKind = Literal["gaussian", "sphere", "orthogonal"]
+DIRECTION_KINDS: tuple[str, ...] = ("gaussian", "sphere", "orthogonal")
+
+
+def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
+    """A local generator on ``device``, seeded with ``seed`` (fresh entropy when None)."""
+    gen = torch.Generator(device=device)
+    if seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(int(seed))
+    return gen
+
+
+def sample_directions(
+    m: int,
+    d: int,
+    *,
+    generator: torch.Generator,
+    kind: DirectionKind = "gaussian",
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""Draw ``m`` directions in :math:`\mathbb{R}^d` with :math:`E[u u^T] = I`.
+
+    Parameters
+    ----------
+    m, d : int
+        Number of directions and dimension.
+    generator : torch.Generator
+        Local source of randomness (must live on ``device``).
+    kind : {"gaussian", "sphere", "orthogonal"}
+        ``gaussian``: :math:`u \sim N(0, I_d)`. ``sphere``: uniform on the sphere of
+        radius :math:`\sqrt d`. ``orthogonal``: blocks of at most ``d`` mutually
+        orthogonal directions of norm :math:`\sqrt d` (a Haar-random orthonormal
+        frame scaled by :math:`\sqrt d`); ``m > d`` gives several independent blocks
+        instead of looping forever.
+    out : torch.Tensor, optional
+        A contiguous ``(m, d)`` tensor to write into (avoids a copy into a buffer).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(m, d)`` tensor, one direction per row.
+    """
+    if m < 0 or d < 1:
+        raise ValueError(f"need m >= 0 and d >= 1 directions, got m={m}, d={d}")
+    if out is None:
+        out = torch.empty((m, d), dtype=dtype, device=device)
+    torch.randn(out.shape, generator=generator, dtype=out.dtype, device=out.device, out=out)
+    if kind == "gaussian" or m == 0:
+        return out
+    if kind == "sphere":
+        out.mul_(d**0.5 / out.norm(dim=1, keepdim=True).clamp_min(torch.finfo(out.dtype).tiny))
+        return out
+    if kind == "orthogonal":
+        for start in range(0, m, d):
+            block = out[start : start + d]
+            # QR of a Gaussian (d, k) matrix; the sign fix makes the frame Haar-distributed.
+            q, r = torch.linalg.qr(block.T)
+            q = q * torch.sign(torch.diagonal(r)).where(torch.diagonal(r) != 0, 1.0)
+            block.copy_(q.T * d**0.5)
+        return out
+    raise ValueError(f"directions must be one of {DIRECTION_KINDS}, got {kind!r}")

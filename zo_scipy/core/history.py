@@ -1,0 +1,56 @@
+"""Query-reuse history: a FIFO ring buffer of (direction, value) pairs on the device."""
+from __future__ import annotations
+
+import torch
+
+
+class QueryHistory:
+    r"""The newest ``capacity`` pairs :math:`(u_j, y_j)`, oldest overwritten first.
+
+    Pairs are stored exactly as evaluated (the spec's off-policy reuse: no
+    re-evaluation, no importance weight). The estimators only use sums over the
+    buffer, so row order is irrelevant and the ring never has to be rotated.
+
+    Parameters
+    ----------
+    capacity : int
+        ``(N + 1) K`` for ``N`` past iterations of ``K`` queries.
+    d : int
+        Dimension.
+    """
+
+    def __init__(self, capacity: int, d: int, *, dtype: torch.dtype, device: torch.device | str):
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = int(capacity)
+        self.U = torch.empty((capacity, d), dtype=dtype, device=device)
+        self.y = torch.empty((capacity,), dtype=dtype, device=device)
+        self.size = 0
+        self._pos = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def append(self, U: torch.Tensor, y: torch.Tensor) -> None:
+        """Add ``k`` pairs (copied, so the caller's tensors may be reused)."""
+        k = U.shape[0]
+        if k > self.capacity:  # only the newest fit
+            U, y, k = U[-self.capacity :], y[-self.capacity :], self.capacity
+        idx = (self._pos + torch.arange(k, device=self.y.device)) % self.capacity
+        if self._pos + k <= self.capacity:  # contiguous: a plain copy, no index gather
+            self.U[self._pos : self._pos + k].copy_(U)
+        else:
+            self.U[idx] = U
+        self.y[idx] = y.to(self.y.dtype)
+        self._pos = (self._pos + k) % self.capacity
+        self.size = min(self.size + k, self.capacity)
+
+    def directions(self) -> torch.Tensor:
+        return self.U[: self.size]
+
+    def values(self) -> torch.Tensor:
+        return self.y[: self.size]
+
+    def clear(self) -> None:
+        self.size = 0
+        self._pos = 0
