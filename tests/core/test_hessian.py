@@ -1,0 +1,351 @@
+"""ZoVH Hessian suite in low-rank form (zo_scipy.core.hessian).
+
+Statistical tests use fixed seeds; each tolerance is derived in a comment from the
+estimator's variance, never tuned.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from zo_scipy.core.directions import make_generator, sample_directions
+from zo_scipy.core.estimators import zoar_gradient
+from zo_scipy.core.hessian import (
+    LowRankHessian, SymmetricOperator, classical_budget_split, classical_hessian, hizoo_diagonal_update,
+    inverse_hessian_gradient, orthogonal_directions, positive_definite, sherman_morrison_coefficients,
+    sherman_morrison_solve, woodbury_solve, zovh_gradient, zovh_hessian, zovh_hessian_reuse,
+)
+from zo_scipy.core.history import QueryHistory
+
+f64 = torch.float64
+
+
+def _spd(d: int, seed: int, lo: float = 1.0, hi: float = 4.0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    Q, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=f64))
+    return Q @ torch.diag(torch.linspace(lo, hi, d, dtype=f64)) @ Q.T
+
+
+def _quad_values(A: torch.Tensor, b: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """f(x) = 0.5 x^T A x + b^T x on the rows of X."""
+    return 0.5 * ((X @ A) * X).sum(-1) + X @ b
+
+
+def _replicates(A, b, x, M, mu, R, seed, *, antithetic=False, normalizer=None):
+    """R independent ZoVH estimates at x (dense, R x d x d)."""
+    gen = make_generator(seed)
+    d = x.numel()
+    out = torch.empty(R, d, d, dtype=f64)
+    for r in range(R):
+        if antithetic:
+            V = sample_directions(M // 2, d, generator=gen)
+            U = torch.cat([V, -V])
+        else:
+            U = sample_directions(M, d, generator=gen)
+        y = _quad_values(A, b, x + mu * U)
+        H = zovh_hessian(U, y, mu, antithetic=antithetic)
+        if normalizer is not None:  # the same sum with another normalizer, e.g. the biased 1/M
+            H = H.scaled((M - 1) / normalizer)
+        out[r] = H.dense()
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# Low-rank algebra is exact
+# ---------------------------------------------------------------------------------------
+def test_low_rank_algebra_matches_dense():
+    gen = make_generator(1)
+    d, M = 9, 4
+    U = torch.randn(M, d, generator=gen, dtype=f64)
+    c = torch.randn(M, generator=gen, dtype=f64)
+    A = _spd(d, 2)
+    for diag in (0.0, -0.4, torch.rand(d, generator=gen, dtype=f64)):
+        H = LowRankHessian(U, c, diag)
+        Hd = H.dense()
+        v = torch.randn(d, generator=gen, dtype=f64)
+        V = torch.randn(d, 3, generator=gen, dtype=f64)
+        torch.testing.assert_close(H.matvec(v), Hd @ v, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(H.matvec(V), Hd @ V, rtol=1e-12, atol=1e-12)
+        assert H.frobenius_norm() == pytest.approx(float(Hd.norm()), rel=1e-12)
+        assert H.trace() == pytest.approx(float(Hd.trace()), rel=1e-12, abs=1e-12)
+        assert H.frobenius_error(A) == pytest.approx(float((Hd - A).norm()), rel=1e-10)
+        op = SymmetricOperator(matmat=lambda X: A @ X, diagonal=A.diagonal(), fro2=float(A.pow(2).sum()))
+        assert H.frobenius_error(op) == pytest.approx(float((Hd - A).norm()), rel=1e-10)
+        other = LowRankHessian(U[:2] + 1, c[:2], 0.3)
+        assert H.frobenius_error(other) == pytest.approx(float((Hd - other.dense()).norm()), rel=1e-10)
+
+
+# ---------------------------------------------------------------------------------------
+# Unbiasedness and 1/sqrt(queries)
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("antithetic", [False, True])
+def test_zovh_hessian_unbiased_on_quadratic(antithetic):
+    # On f = 0.5 x^T A x + b^T x the smoothed Hessian is A exactly, so E H_est = A.
+    # The mean of R iid replicates has per-entry standard error s_jk / sqrt(R) (s_jk the
+    # sample sd). Over the d(d+1)/2 = 21 distinct entries, a 5-sigma band gives a false
+    # alarm probability < 21 * 6e-7 (normal tails; R = 3000 makes the CLT accurate).
+    d, M, mu, R = 6, 4, 0.3, 3000
+    A = _spd(d, 3)
+    b = torch.linspace(-1, 1, d, dtype=f64)
+    x = torch.linspace(0.5, -0.5, d, dtype=f64)  # nonzero gradient: the hard case
+    Hs = _replicates(A, b, x, M, mu, R, seed=7, antithetic=antithetic)
+    mean, se = Hs.mean(0), Hs.std(0) / math.sqrt(R)
+    assert bool(((mean - A).abs() <= 5 * se).all()), float(((mean - A).abs() / se).max())
+    if not antithetic:
+        # Power: dividing by M instead of M-1 biases by A/M; the same test must catch it.
+        wrong = Hs.mean(0) * (M - 1) / M
+        assert not bool(((wrong - A).abs() <= 5 * se).all())
+
+
+def test_frobenius_error_falls_like_inverse_sqrt_queries():
+    # H_est averages M centred terms with a 1/(M-1) normalizer, so E|H_est - A|_F^2 =
+    # s^2 / (M-1) + O(M^-2): the RMS error falls like M^-1/2. With R = 200 replicates the
+    # RMS at each M has a relative sd of about sqrt(kurt/(4R)) <= 0.1; over a log-range
+    # ln(512/8) = 4.2 that moves the fitted slope by at most ~0.1/4.2*2 = 0.05 (2 sd).
+    # Band: -0.5 +- 0.1.
+    d, mu, R = 10, 0.2, 200
+    A = _spd(d, 5)
+    b = torch.zeros(d, dtype=f64)
+    x = torch.full((d,), 0.3, dtype=f64)
+    Ms = [8, 32, 128, 512]
+    rms = []
+    for i, M in enumerate(Ms):
+        Hs = _replicates(A, b, x, M, mu, R, seed=100 + i)
+        rms.append(float(((Hs - A) ** 2).sum((1, 2)).mean().sqrt()))
+    slope = np.polyfit(np.log(Ms), np.log(rms), 1)[0]
+    assert -0.6 <= slope <= -0.4, (slope, rms)
+
+
+# ---------------------------------------------------------------------------------------
+# Regularized inverse
+# ---------------------------------------------------------------------------------------
+def test_woodbury_matches_numpy_solve_including_zero_weights():
+    d, M, mu, lam = 7, 5, 0.1, 0.8
+    gen = make_generator(11)
+    A = _spd(d, 4)
+    x = torch.ones(d, dtype=f64)
+    U = sample_directions(M, d, generator=gen)
+    y = _quad_values(A, torch.zeros(d, dtype=f64), x + mu * U)
+    y[2] = y[torch.arange(M) != 2].mean()  # makes y_2 = ybar: h_2 = 0 exactly
+    H = zovh_hessian(U, y, mu)
+    assert float(H.coef[2]) == 0.0
+    Hd = H.dense().numpy()
+    for v in (torch.randn(d, generator=gen, dtype=f64), torch.randn(d, 3, generator=gen, dtype=f64)):
+        ref = np.linalg.solve(Hd + lam * np.eye(d), v.numpy())
+        got = woodbury_solve(H, v, lam).numpy()
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
+    # with a diagonal part (the Levenberg-damped PD surrogate) as well
+    P = positive_definite(H, damping=0.25)
+    v = torch.randn(d, generator=gen, dtype=f64)
+    ref = np.linalg.solve(P.dense().numpy() + lam * np.eye(d), v.numpy())
+    np.testing.assert_allclose(woodbury_solve(P, v, lam).numpy(), ref, rtol=1e-10, atol=1e-12)
+
+
+def test_sherman_morrison_exact_for_orthogonal_and_guarded():
+    d, M, lam = 8, 3, 0.5
+    gen = make_generator(2)
+    U = sample_directions(M, d, generator=gen, kind="orthogonal")
+    c = torch.tensor([0.3, -0.01, 2.0], dtype=f64)
+    H = LowRankHessian(U, c)
+    v = torch.randn(d, generator=gen, dtype=f64)
+    torch.testing.assert_close(sherman_morrison_solve(H, v, lam), woodbury_solve(H, v, lam), rtol=1e-12, atol=1e-12)
+    # Guard: c_0 |u_0|^2 = -lam makes the authors' denominator exactly 0 (their code would
+    # return inf/nan); ours stays finite and is capped at |c_0| / (guard * lam).
+    c_sing = c.clone()
+    c_sing[0] = -lam / float(U[0].pow(2).sum())
+    Hs = LowRankHessian(U, c_sing)
+    unguarded = c_sing / (lam + c_sing * U.pow(2).sum(1))
+    assert not bool(torch.isfinite(unguarded).all()) or float(unguarded.abs().max()) > 1e12
+    guard = 1e-6
+    cp = sherman_morrison_coefficients(Hs, lam, guard=guard)
+    assert bool(torch.isfinite(cp).all())
+    assert float(cp[0].abs()) == pytest.approx(abs(float(c_sing[0])) / (guard * lam), rel=1e-12)
+    assert bool(torch.isfinite(sherman_morrison_solve(Hs, v, lam)).all())
+    # away from the singularity the guard is inactive
+    torch.testing.assert_close(cp[1:], (c_sing / (lam + c_sing * U.pow(2).sum(1)))[1:])
+
+
+# ---------------------------------------------------------------------------------------
+# Orthogonal directions with M > d
+# ---------------------------------------------------------------------------------------
+def test_orthogonal_directions_continue_buffer_and_never_loop():
+    d = 6
+    gen = make_generator(3)
+    prev = sample_directions(4, d, generator=gen, kind="orthogonal")
+    new = orthogonal_directions(2, d, previous=prev, generator=gen)
+    allU = torch.cat([prev, new])
+    torch.testing.assert_close(allU @ allU.T, d * torch.eye(6, dtype=f64), atol=1e-10, rtol=0)
+    # buffer + k > d: a fresh orthogonal block instead of the authors' endless QR loop
+    fresh = orthogonal_directions(3, d, previous=allU, generator=gen)
+    torch.testing.assert_close(fresh @ fresh.T, d * torch.eye(3, dtype=f64), atol=1e-10, rtol=0)
+    big = sample_directions(2 * d + 1, d, generator=gen, kind="orthogonal")  # M > d: blocks
+    assert big.shape == (2 * d + 1, d)
+    # ZoVH over M > d orthogonal queries is well defined
+    H = zovh_hessian(big, big.sum(1) ** 2, 0.1)
+    assert math.isfinite(H.frobenius_norm())
+
+
+# ---------------------------------------------------------------------------------------
+# Query reuse: the 1/mu scaling and unbiasedness over a QueryHistory
+# ---------------------------------------------------------------------------------------
+def test_reuse_scaling_has_the_one_over_mu():
+    # Linear f = a^T x: y_i - ybar = mu a^T (u_i - ubar), so w_i and g = sum w_i u_i/(M-1)
+    # do not depend on mu. At a huge lam, lam * d -> g. The authors' reuse variant computes
+    # mu * g (missing 1/mu): it would differ by the factor mu between the two radii.
+    d, K, N, lam = 20, 3, 3, 1e12
+    gen = make_generator(4)
+    a = torch.linspace(-1, 2, d, dtype=f64)
+    x = torch.linspace(1, 0, d, dtype=f64)
+    Us = [sample_directions(K, d, generator=gen) for _ in range(N + 1)]
+    dirs = []
+    for mu in (0.1, 0.01):
+        hist = QueryHistory((N + 1) * K, d, dtype=f64, device="cpu")
+        for U in Us:
+            hist.append(U, (x + mu * U) @ a)
+        H = zovh_hessian_reuse(hist, mu)
+        assert H.rank_bound == (N + 1) * K
+        step = inverse_hessian_gradient(hist.directions(), hist.values(), mu, lam)
+        g = zoar_gradient(hist.directions(), hist.values(), mu)
+        # the curvature term is O(|h| d / lam) ~ 1e-8 relative here
+        torch.testing.assert_close(lam * step, g, rtol=1e-7, atol=1e-7)
+        dirs.append(lam * step)
+    torch.testing.assert_close(dirs[0], dirs[1], rtol=1e-7, atol=1e-7)
+
+
+def test_reuse_gradient_unbiased_for_linear_function():
+    # On-policy batches appended to a history: E g = a. Per coordinate, the mean of R
+    # replicates has standard error s / sqrt(R); 5 sigma over d = 5 coordinates.
+    # The missing-1/mu defect would give mu * a = 0.1 a, 10x off.
+    d, K, N, mu, R = 5, 3, 2, 0.1, 2000
+    gen = make_generator(5)
+    a = torch.tensor([1.0, -2.0, 0.5, 3.0, 0.0], dtype=f64)
+    x = torch.ones(d, dtype=f64)
+    hist = QueryHistory((N + 1) * K, d, dtype=f64, device="cpu")
+    gs = torch.empty(R, d, dtype=f64)
+    for r in range(R):
+        hist.clear()
+        for _ in range(N + 1):
+            U = sample_directions(K, d, generator=gen)
+            hist.append(U, (x + mu * U) @ a)
+        gs[r] = zovh_gradient(hist.directions(), hist.values(), mu)
+    mean, se = gs.mean(0), gs.std(0) / math.sqrt(R)
+    assert bool(((mean - a).abs() <= 5 * se).all())
+    assert bool(((mu * mean - a).abs() > 5 * se).any())
+
+
+def test_antithetic_gradient_is_central_difference():
+    d, n, mu = 4, 3, 0.2
+    gen = make_generator(6)
+    V = sample_directions(n, d, generator=gen)
+    U = torch.cat([V, -V])
+    f = lambda X: (X ** 3).sum(-1)  # noqa: E731
+    x = torch.tensor([0.3, -1.0, 2.0, 0.5], dtype=f64)
+    y = f(x + mu * U)
+    cd = (((y[:n] - y[n:]) / (2 * mu)) @ V) / n
+    torch.testing.assert_close(zovh_gradient(U, y, mu, antithetic=True), cd)
+
+
+# ---------------------------------------------------------------------------------------
+# Bias-corrected inverse-Hessian-gradient product
+# ---------------------------------------------------------------------------------------
+def test_leave_one_out_identity_and_min_queries():
+    d, M, mu, lam = 12, 5, 0.1, 0.3
+    gen = make_generator(8)
+    U = sample_directions(M, d, generator=gen)
+    y = torch.randn(M, generator=gen, dtype=f64)
+    w = (y - y.mean()) / mu
+    # p_i is u_i^T of the gradient with query i's own term removed
+    p_loo = torch.stack([U[i] @ (w[torch.arange(M) != i] @ U[torch.arange(M) != i]) / (M - 2) for i in range(M)])
+    H = LowRankHessian(U, w / (mu * (M - 1)))
+    cp = sherman_morrison_coefficients(H, lam)
+    g = w @ U / (M - 1)
+    expected = (g - (cp * p_loo) @ U) / lam
+    torch.testing.assert_close(inverse_hessian_gradient(U, y, mu, lam), expected, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="M >= 3"):
+        inverse_hessian_gradient(U[:2], y[:2], mu, lam)
+
+
+def test_leave_one_out_prevents_step_collapse_in_high_dimension():
+    # Spec 3.iv: at the authors' settings (K=3, N=3 -> M=12, mu=lam=0.1) on 0.5|x|^2 in
+    # high d, the plug-in p_i = u_i^T g contains w_i |u_i|^2 ~ d w_i, whose Sherman-Morrison
+    # term cancels most of g: |d| / |g/lam| collapses (0.01-0.03 at d = 1e4). With the
+    # leave-one-out p_i the correction is O(1/sqrt d) and the ratio stays near 1.
+    d, M, mu, lam = 4000, 12, 0.1, 0.1
+    gen = make_generator(9)
+    x = torch.randn(d, generator=gen, dtype=f64)
+    ratios = {True: [], False: []}
+    for _ in range(5):
+        U = sample_directions(M, d, generator=gen)
+        y = 0.5 * (x + mu * U).pow(2).sum(1)
+        g = zoar_gradient(U, y, mu)
+        for corr in (True, False):
+            step = inverse_hessian_gradient(U, y, mu, lam, correction=corr)
+            ratios[corr].append(float(step.norm() / (g / lam).norm()))
+    assert min(ratios[True]) > 0.5, ratios
+    assert max(ratios[False]) < 0.2, ratios
+
+
+# ---------------------------------------------------------------------------------------
+# Positive-definite variants
+# ---------------------------------------------------------------------------------------
+def test_positive_definite_clip_abs_damping():
+    d, M = 10, 4
+    gen = make_generator(10)
+    U = torch.randn(M, d, generator=gen, dtype=f64)
+    c = torch.tensor([1.0, -2.0, 0.5, -0.1], dtype=f64)
+    H = LowRankHessian(U, c)
+    ev = torch.linalg.eigvalsh(H.dense())
+    nz = ev[ev.abs() > 1e-9]
+    clip = torch.linalg.eigvalsh(positive_definite(H, method="clip").dense())
+    torch.testing.assert_close(torch.sort(clip[clip.abs() > 1e-9])[0], torch.sort(nz[nz > 0])[0])
+    ab = torch.linalg.eigvalsh(positive_definite(H, method="abs").dense())
+    torch.testing.assert_close(torch.sort(ab[ab.abs() > 1e-9])[0], torch.sort(nz.abs())[0])
+    damped = positive_definite(H, damping=0.05)
+    assert float(torch.linalg.eigvalsh(damped.dense()).min()) >= 0.05 - 1e-12
+    # a PSD estimate is left unchanged by clipping
+    Hp = LowRankHessian(U, c.abs())
+    torch.testing.assert_close(positive_definite(Hp).dense(), Hp.dense(), rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="method"):
+        positive_definite(H, method="nope")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------
+# Classical estimators on the same query machinery
+# ---------------------------------------------------------------------------------------
+def test_classical_estimators_bias():
+    # On a quadratic: S1, S2, S3 are unbiased for A; CD has mean A + tr(A)/2 I.
+    # 5-sigma bands per entry from R replicates (as in the ZoVH test above).
+    d, mu, R, K = 4, 0.3, 3000, 5
+    A = _spd(d, 12)
+    b = torch.tensor([0.5, -0.5, 0.2, 0.0], dtype=f64)
+    x = torch.tensor([0.2, 0.1, -0.3, 0.4], dtype=f64)
+    gen = make_generator(12)
+    f0 = float(_quad_values(A, b, x[None])[0])
+    target = {"cd": A + A.trace() / 2 * torch.eye(d, dtype=f64), "s1": A, "s2": A, "s3": A}
+    for kind, expect in target.items():
+        n = classical_budget_split(kind, K)
+        Hs = torch.empty(R, d, d, dtype=f64)
+        for r in range(R):
+            U = sample_directions(n, d, generator=gen)
+            yp = _quad_values(A, b, x + mu * U)
+            ym = _quad_values(A, b, x - mu * U)
+            Hs[r] = classical_hessian(kind, U, mu, y_plus=yp, y_minus=ym, f0=f0).dense()  # type: ignore[arg-type]
+        mean, se = Hs.mean(0), Hs.std(0) / math.sqrt(R)
+        assert bool(((mean - expect).abs() <= 5 * se).all()), kind
+    assert classical_budget_split("cd", 3) == 1 and classical_budget_split("s2", 3) == 2
+    with pytest.raises(ValueError, match="too small"):
+        classical_budget_split("cd", 2)
+
+
+def test_hizoo_diagonal_stays_positive():
+    d = 5
+    gen = make_generator(13)
+    h = torch.ones(d, dtype=f64)
+    for _ in range(50):
+        U = sample_directions(1, d, generator=gen)
+        h = hizoo_diagonal_update(h, U, torch.tensor([3.0], dtype=f64), torch.tensor([-5.0], dtype=f64), 0.0, 0.1,
+                                  rate=0.1)
+    assert bool((h > 0).all()) and not torch.allclose(h, torch.ones(d, dtype=f64))
