@@ -73,7 +73,7 @@ def zoar(
     maxfev: int | None = None,
     maxiter: int | None = None,
     num_queries: int = 10,
-    num_histories: int = 5,
+    num_histories: int = 2,
     mu: float | None = None,
     lr: float | None = None,
     adapt_mu: bool | None = None,
@@ -142,9 +142,9 @@ def zoar(
     num_queries : int
         :math:`K`, new evaluations per iteration (default 10).
     num_histories : int
-        :math:`N`, past iterations whose queries are reused (default 5; 0 disables reuse).
+        :math:`N`, past iterations whose queries are reused (default 2; 0 disables reuse).
     mu : float
-        Smoothing radius. Default: 5 % of the problem scale (RMS of ``x0``, 1 if
+        Smoothing radius. Default: 10 % of the problem scale (RMS of ``x0``, 1 if
         ``x0 = 0``, or a quarter of the median bound width when all bounds are finite).
     lr : float
         Step size. Default: 5 % of the problem scale. With ``update="adam"`` every

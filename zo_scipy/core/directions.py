@@ -67,11 +67,20 @@ def sample_directions(
         out.mul_(d**0.5 / out.norm(dim=1, keepdim=True).clamp_min(torch.finfo(out.dtype).tiny))
         return out
     if kind == "orthogonal":
-        for start in range(0, m, d):
-            block = out[start : start + d]
-            # QR of a Gaussian (d, k) matrix; the sign fix makes the frame Haar-distributed.
-            q, r = torch.linalg.qr(block.T)
-            q = q * torch.sign(torch.diagonal(r)).where(torch.diagonal(r) != 0, 1.0)
-            block.copy_(q.T * d**0.5)
+        full = (m // d) * d
+        if full:  # all complete blocks in one batched QR
+            blocks = out[:full].view(m // d, d, d)
+            blocks.copy_(_haar_frames(blocks.transpose(1, 2)).transpose(1, 2) * d**0.5)
+        if full < m:
+            rest = out[full:]
+            rest.copy_(_haar_frames(rest.T).T * d**0.5)
         return out
     raise ValueError(f"directions must be one of {DIRECTION_KINDS}, got {kind!r}")
+
+
+def _haar_frames(G: torch.Tensor) -> torch.Tensor:
+    """Orthonormal columns from Gaussian ``(..., d, k)`` matrices by QR; fixing the signs by
+    ``diag(R)`` makes the frame Haar-distributed."""
+    q, r = torch.linalg.qr(G)
+    signs = torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))
+    return q * torch.where(signs == 0, torch.ones_like(signs), signs).unsqueeze(-2)

@@ -1,0 +1,25 @@
+"""Shared fixtures: small objectives with known gradients and Hessians."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def rosen(x: np.ndarray) -> float:
+    x = np.asarray(x, dtype=float).ravel()
+    return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2))
+
+
+def sphere(x: np.ndarray) -> float:
+    return 0.5 * float(np.sum(np.asarray(x, dtype=float) ** 2))
+
+
+@pytest.fixture
+def quadratic():
+    """f(x) = 0.5 x^T A x + b^T x with a fixed SPD A (d = 5): gradient A x + b, Hessian A."""
+    rng = np.random.default_rng(12345)
+    d = 5
+    Q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    A = Q @ np.diag(np.linspace(1.0, 4.0, d)) @ Q.T
+    b = rng.standard_normal(d)
+    return A, b
