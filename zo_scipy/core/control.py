@@ -11,8 +11,8 @@ consecutive windows:
   normalized updates, spec section 2, is left by shrinking the step);
 - it got worse than the best window by more than ``restore_sigmas`` times the
   window's own spread, or a whole batch was non-finite: the run is diverging.
-  Return to the best window's iterate (``restore``), forget the reuse buffer and
-  the moments, and decay ``lr``.
+  Return to the anchor (``restore``): the iterate with the lowest batch mean in
+  the best window; the caller forgets its reuse buffer and moments; ``lr`` decays.
 
 ``converged`` is set once ``lr`` fell below ``xtol`` times its initial value.
 """
@@ -43,6 +43,8 @@ class StepControl:
     _prev: float = field(default=math.inf, init=False)
     _means: list[float] = field(default_factory=list, init=False, repr=False)
     _streak: int = field(default=0, init=False)
+    _win_best: float = field(default=math.inf, init=False)
+    _win_x: torch.Tensor | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.lr0 = self.lr
@@ -52,7 +54,7 @@ class StepControl:
         return self.lr <= self.xtol * self.lr0
 
     def observe(self, batch_mean: float, x: torch.Tensor) -> str:
-        """Record one iteration's batch mean at iterate ``x`` (after its update).
+        """Record one iteration's batch mean, measured around iterate ``x``.
 
         Returns the event: ``"restore"`` (return to :attr:`anchor` and forget the
         history and moments), ``"decay"`` or ``"grow"`` (``lr`` changed) or ``""``.
@@ -60,14 +62,17 @@ class StepControl:
         if not math.isfinite(batch_mean):
             return self._diverged()
         self._means.append(batch_mean)
+        if batch_mean < self._win_best:
+            self._win_best, self._win_x = batch_mean, x.detach().clone()
         if len(self._means) < self.window:
             return ""
         means, self._means = self._means, []
         wm = sum(means) / len(means)
         spread = sum(abs(m - wm) for m in means) / len(means)
+        win_x, self._win_best, self._win_x = self._win_x, math.inf, None
         if wm < self.best:
             self.best = wm
-            self.anchor = x.detach().clone()
+            self.anchor = win_x
         if wm < self._prev:
             self._streak += 1
             if self._streak >= self.grow_after and self.growth != 1.0:
@@ -91,7 +96,7 @@ class StepControl:
         self.n_decays += 1
 
     def _diverged(self) -> str:
-        self._means = []
+        self._means, self._win_best, self._win_x = [], math.inf, None
         self._streak = 0
         self._decay()
         self.n_restores += 1

@@ -246,22 +246,23 @@ class ZoAR:
         if n_finite < y.shape[0]:
             known = torch.cat([self.history.values(), y[finite]])
             if known.numel() == 0:
-                self._after_step(math.nan)
+                self._after_step(math.nan, self.x)
                 return
             y = torch.where(finite, y, known.max())
         self.history.append(U, y)
+        x_eval = self.x  # the iterate these values were measured around (x is replaced, not mutated)
         if len(self.history) >= 2:
             g = zoar_gradient(self.history.directions(), self.history.values(), self.mu,
                               normalization=self.normalization)
             delta = self.update.step(g, self.lr)
             self._last_step_norm = float(delta.norm())
             self.x = self._project(self.x - delta)
-        self._after_step(float(y.mean()) if n_finite else math.nan)
+        self._after_step(float(y.mean()) if n_finite else math.nan, x_eval)
 
-    def _after_step(self, batch_mean: float) -> None:
+    def _after_step(self, batch_mean: float, x_eval: torch.Tensor) -> None:
         if self.schedule != "adaptive":
             return
-        event = self.control.observe(batch_mean, self.x)
+        event = self.control.observe(batch_mean, x_eval)
         if event == "restore":
             self.x = self.control.anchor.clone()  # type: ignore[union-attr]
             self.history.clear()
