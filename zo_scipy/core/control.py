@@ -6,7 +6,8 @@ averages these batch means over windows of ``window`` iterations and compares
 consecutive windows:
 
 - the window improved: keep going; after ``grow_after`` improving windows in a
-  row multiply ``lr`` by ``growth`` (off by default: ``growth=1``);
+  row multiply ``lr`` by ``growth`` (recovers from an initial step that is too
+  small for the problem's scale, and from decays caused by noisy comparisons);
 - it did not: multiply ``lr`` by ``decay`` (the fixed-lr noise floor of
   normalized updates, spec section 2, is left by shrinking the step);
 - it got worse than the best window by more than ``restore_sigmas`` times the
@@ -31,8 +32,8 @@ class StepControl:
     lr: float
     window: int = 4
     decay: float = 0.5
-    growth: float = 1.0
-    grow_after: int = 2
+    growth: float = 1.25
+    grow_after: int = 3
     restore_sigmas: float = 4.0
     xtol: float = 1e-7
     lr0: float = field(init=False)
