@@ -394,3 +394,37 @@ def test_authors_settings_reproduce_a_fixed_lr_run():
     # the first radazo step without bias correction moves every coordinate by ~10 lr
     one = run(update="radazo", bias_correction=False, schedule="constant", mu=0.05, lr=1e-3, maxiter=1)
     assert np.allclose(np.abs(one.x_iterate - np.linspace(-1, 1, 5)), 1e-2, rtol=1e-3)
+
+
+# -- valid options change the run as documented ---------------------------------------------
+@pytest.mark.parametrize("directions", ["sphere", "orthogonal"])
+def test_other_direction_kinds_make_progress(directions):
+    res = run(directions=directions, maxfev=500)
+    assert res.fun < 0.5 * sphere(np.linspace(-1, 1, 5))
+    assert not np.array_equal(res.x_iterate, run(maxfev=500).x_iterate)
+
+
+def test_fixed_mu_and_sgd():
+    res = run(mu=0.01, adapt_mu=False, update="sgd", lr=0.1, maxfev=300)
+    assert res.mu == 0.01 and res.fun < sphere(np.linspace(-1, 1, 5))
+    # sgd on 0.5|x|^2 with lr 0.1 contracts the iterate; the averaged estimate is unbiased
+    assert np.linalg.norm(res.x_iterate) < np.linalg.norm(np.linspace(-1, 1, 5))
+
+
+def test_user_mu_is_fixed_by_default_and_automatic_mu_follows_lr():
+    fixed = run(mu=0.02, maxfev=400)
+    assert fixed.mu == 0.02
+    auto = run(maxfev=400)
+    assert auto.mu == pytest.approx(2 * auto.lr)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_tensor_objective_stays_on_the_device():
+    devices = []
+
+    def ft(X):
+        devices.append(X.device.type)
+        return 0.5 * (X**2).sum(1)
+
+    res = run(ft, device="cuda", vectorized=True, tensor_input=True, maxfev=200)
+    assert set(devices) == {"cuda"} and np.isfinite(res.fun) and isinstance(res.x, np.ndarray)
