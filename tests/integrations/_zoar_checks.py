@@ -1,0 +1,93 @@
+"""Checks of a study's stored ZoAR state, shared by the integration tests.
+
+"Consistent" means, from the stored state only:
+
+1. every trial is accounted for: each tagged with the generation it was sampled
+   from, each generation's chosen trials complete, of that generation, used once;
+2. no fork: all snapshots stored for one generation are identical;
+3. every stored generation G+1 is exactly ``advance(state G, trials it records)``:
+   replaying the deterministic update from storage reproduces it bit for bit.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from zo_scipy.integrations.optuna import ZoARSampler
+from zo_scipy.integrations.optuna import _state as st
+
+
+from _optuna_worker import SAMPLER_KWARGS
+
+WORKER = Path(__file__).with_name("_optuna_worker.py")
+
+
+def check_study(study: optuna.Study, max_untagged: int, **sampler_kwargs) -> dict[str, int]:
+    """Assert points 1-3 of the module docstring; return counts for further checks.
+
+    Trials that start before any trial is complete have no search space to relate
+    to and are sampled independently (untagged): one per worker at most.
+    """
+    sampler = ZoARSampler(**(sampler_kwargs or SAMPLER_KWARGS))
+    trials = study.get_trials(deepcopy=False)
+    by_number = {t.number: t for t in trials}
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    space = sampler.infer_relative_search_space(study, None)
+    box, key = sampler._box(space)
+    config = sampler._config(study)
+    docs: dict[int, list[dict]] = {}
+    untagged = [t.number for t in complete if st.KEY_GEN not in t.system_attrs]
+    assert len(untagged) <= max_untagged, untagged
+    for t in complete:
+        if t.number not in untagged:
+            assert t.system_attrs.get(st.KEY_SPACE) == key, f"trial {t.number} is not ZoAR's"
+            assert isinstance(t.system_attrs.get(st.KEY_GEN), int)
+    for t in trials:
+        if st.KEY_STATE in t.system_attrs:
+            docs.setdefault(t.system_attrs[st.KEY_GEN], []).append(t.system_attrs[st.KEY_STATE])
+    for g, ds in docs.items():  # (2) no fork
+        assert all(d == ds[0] for d in ds), f"generation {g} was stored in {len(ds)} different versions"
+    gens = sorted(docs)
+    assert gens == list(range(len(gens))), f"generations missing from storage: {gens}"
+    chosen: set[int] = set()
+    for g in gens[:-1]:  # (3) replay
+        state = st.decode(docs[g][0], config, key, box.dim)
+        used = docs[g + 1][0]["used"][str(g)]
+        batches = [sampler._batch(g, state.x, state.mu, [by_number[n] for n in used], box, config)]
+        for h in state.hist:
+            batches.append(sampler._batch(h["g"], h["x"], h["mu"], [by_number[n] for n in h["n"]],
+                                          box, config))
+        replayed = st.encode(st.advance(state, batches, config), config, key)
+        assert replayed == docs[g + 1][0], f"generation {g + 1} is not the replay of {g}"
+        assert len(used) == config.num_queries
+        for n in used:  # (1) chosen trials: complete, of this generation, used once
+            assert by_number[n].state == TrialState.COMPLETE
+            assert by_number[n].system_attrs[st.KEY_GEN] == g
+            assert n not in chosen
+            chosen.add(n)
+    return {"complete": len(complete), "generations": len(gens), "chosen": len(chosen)}
+
+
+def start_worker(url: str, study_name: str, n_trials: int) -> subprocess.Popen:
+    """One study worker in its own process (see ``_optuna_worker.py``)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, str(WORKER), url, study_name, str(n_trials)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_all(procs: list[subprocess.Popen], timeout: float = 150.0) -> None:
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        try:
+            out, _ = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise
+        assert p.returncode == 0, f"worker failed with {p.returncode}:\n{out[-3000:]}"
