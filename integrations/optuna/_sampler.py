@@ -172,6 +172,9 @@ class ZoARSampler(BaseSampler):
             lr=float(lr) if lr is not None else DEFAULT_LR,
             adapt_mu=(mu is None) if adapt_mu is None else bool(adapt_mu),
             window=max(4, math.ceil(40 / num_queries)))
+        # Only the newest trials are scanned for state (older ones only through the trial
+        # numbers the state records), so the cost per trial does not grow with the study.
+        self._scan = max(256, 4 * num_queries * (num_histories + 2))
         self._search_space = IntersectionSearchSpace()
         self._lock = threading.RLock()
         self._decoded: dict[int, st.State | None] = {}  # trial_id -> decoded snapshot (None: bad)
@@ -208,9 +211,11 @@ class ZoARSampler(BaseSampler):
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
         self._check_single_objective(study)
-        # No warning before the first complete trial: the search space is unknown then.
-        if self._warn_independent_sampling and self._n_complete(study) >= max(
-                1, self._n_startup_trials):
+        # Warn only about parameters ZoAR cannot take over: not about a numeric parameter
+        # of a trial that started before any trial had completed (nothing to relate to).
+        if (self._warn_independent_sampling
+                and self._n_complete(study) >= max(1, self._n_startup_trials)
+                and param_name not in self.infer_relative_search_space(study, trial)):
             _logger.warning(_INDEPENDENT_SAMPLING_WARNING_TEMPLATE.format(
                 param_name=param_name, trial_number=trial.number,
                 independent_sampler_name=type(self._independent_sampler).__name__,
@@ -232,10 +237,10 @@ class ZoARSampler(BaseSampler):
         with self._lock:
             box, key = self._box(space)
             trials = study.get_trials(deepcopy=False)
-            state, _ = self._load(trials, box, key, self._config(study))
+            state, scope = self._load_scoped(trials, box, key, self._config(study))
             if state is None:
                 return None
-            state, _ = self._advance_all(state, trials, box, key, self._config(study))
+            state, _ = self._advance_all(state, scope, trials, box, key, self._config(study))
         doc = st.encode(state, self._config(study), key)
         doc["params"] = box.from_unit(np.asarray(state.x))
         return doc
@@ -308,6 +313,16 @@ class ZoARSampler(BaseSampler):
                 return s, t
         return None, None
 
+    def _load_scoped(self, trials: list[FrozenTrial], box: UnitBox, key: str,
+                     config: st.Config) -> tuple[st.State | None, list[FrozenTrial]]:
+        """:meth:`_load` over the newest trials, over all of them only when that finds nothing."""
+        recent = trials[-self._scan:]
+        state, _ = self._load(recent, box, key, config)
+        if state is None and len(recent) < len(trials):
+            state, _ = self._load(trials, box, key, config)
+            return state, trials
+        return state, recent
+
     def _batch(self, gen: int, center: list[float], mu: float, members: list[FrozenTrial],
                box: UnitBox, config: st.Config) -> st.Batch | None:
         rows, ys, numbers = [], [], []
@@ -324,21 +339,33 @@ class ZoARSampler(BaseSampler):
         return (gen, center, mu, numbers, torch.tensor(np.array(rows), dtype=torch.float64),
                 torch.tensor(ys, dtype=torch.float64))
 
-    def _advance_all(self, state: st.State, trials: list[FrozenTrial], box: UnitBox, key: str,
-                     config: st.Config) -> tuple[st.State, bool]:
-        """Close every generation whose chosen trials are all known (see :meth:`_chosen`)."""
-        tagged = self._tags(trials, key)
-        by_number = {t.number: t for t in trials}
+    def _advance_all(self, state: st.State, scope: list[FrozenTrial], trials: list[FrozenTrial],
+                     box: UnitBox, key: str, config: st.Config) -> tuple[st.State, bool]:
+        """Close every generation whose chosen trials are all known (see :meth:`_chosen`).
+
+        ``scope`` (the newest trials) is searched for members of the open generation;
+        trials recorded in the state are looked up by number in ``trials``.
+        """
+        tagged = self._tags(scope, key)
+        by_number: dict[int, FrozenTrial] = {}
+
+        def lookup(n: int) -> FrozenTrial | None:
+            if 0 <= n < len(trials) and trials[n].number == n:  # the usual layout: O(1)
+                return trials[n]
+            if not by_number:
+                by_number.update((t.number, t) for t in trials)
+            return by_number.get(n)
+
         advanced = False
         while True:
-            chosen = self._chosen(tagged.get(state.gen, []), trials, config.num_queries)
+            chosen = self._chosen(tagged.get(state.gen, []), scope, config.num_queries)
             if chosen is None:
                 return state, advanced
             cur = self._batch(state.gen, state.x, state.mu, chosen, box, config)
             assert cur is not None
             batches = [cur]
             for h in state.hist:
-                old = [by_number[n] for n in h["n"] if n in by_number]
+                old = [t for t in map(lookup, h["n"]) if t is not None]
                 b = self._batch(h["g"], h["x"], h["mu"], old, box, config)
                 if b is not None:
                     batches.append(b)
@@ -416,14 +443,14 @@ class ZoARSampler(BaseSampler):
         with self._lock:
             box, key = self._box(space)
             trials = study.get_trials(deepcopy=False)
-            state, _ = self._load(trials, box, key, config)
+            state, scope = self._load_scoped(trials, box, key, config)
             stored = state is not None
             if state is None:
                 if self._n_complete(study) < self._n_startup_trials:
                     return {}
                 seed = self._seed if self._seed is not None else secrets.randbits(62)
                 state = st.initial_state(self._initial_x(trials, box, config), seed, config)
-            state, advanced = self._advance_all(state, trials, box, key, config)
+            state, advanced = self._advance_all(state, scope, trials, box, key, config)
             U = self._directions(state.seed, state.gen, box.dim, config)
             u = U[trial.number % U.shape[0]].numpy()
             x = np.clip(np.asarray(state.x) + state.mu * u, 0.0, 1.0)

@@ -1,0 +1,29 @@
+"""The Optuna benchmark suite's cells and report (tiny sizes; the suite's --quick form is
+run by the harness tests)."""
+from __future__ import annotations
+
+import math
+
+from zo_scipy.bench import suite_optuna
+
+
+def test_cells_and_report() -> None:
+    rows = [suite_optuna.run_cell(m, 0, 30, [10, 30], d=5) for m in ("zoar", "random")]
+    for r in rows:
+        assert r["n_trials"] == 30 and set(r["best_at"]) == {"10", "30"}
+        assert r["best_at"]["30"] <= r["best_at"]["10"]  # best-so-far never increases
+        assert r["best"] == r["best_at"]["30"] and math.isfinite(r["best"])
+        assert all(v >= 0 for v in r["overhead_ms"].values())
+        assert [n for n, _ in r["trace"]] == sorted(n for n, _ in r["trace"])
+    md = suite_optuna.report(rows + [{"method": "gp", "seed": 0, "skipped": "no GP"}],
+                             command="zo-bench --suite optuna")
+    assert md.startswith("## Optuna samplers") and "zo-bench --suite optuna" in md
+    assert "| zoar |" in md and "| random |" in md and "gp: no GP" in md
+
+
+def test_problem_instance_is_fixed() -> None:
+    f, g = suite_optuna.make_problem(5), suite_optuna.make_problem(5)
+    x = [0.3, -1.0, 2.0, 0.0, 4.0]
+    import numpy as np
+
+    assert f(np.array(x)) == g(np.array(x)) > 0
