@@ -1,0 +1,60 @@
+"""What a user gets from ``pip install``: lazy optional imports, py.typed, the
+``zo_scipy.integrations`` namespace (and no top-level ``integrations``)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_import_does_not_import_optuna_or_botorch(tmp_path: Path):
+    code = ("import sys, json, zo_scipy, zo_scipy.core, zo_scipy.demo, zo_scipy.integrations\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('optuna', 'botorch'))))")
+    proc = _run(code, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+def test_py_typed_is_in_the_installed_package():
+    assert resources.files("zo_scipy").joinpath("py.typed").is_file()
+
+
+def test_integrations_only_under_the_zo_scipy_namespace(tmp_path: Path):
+    ok = _run("import zo_scipy.integrations as m; print(m.__name__)", tmp_path)
+    assert ok.returncode == 0 and ok.stdout.strip() == "zo_scipy.integrations", ok.stderr
+    bare = _run("import integrations", tmp_path)  # outside the repository root
+    assert bare.returncode != 0 and "No module named 'integrations'" in bare.stderr
+
+
+@pytest.mark.slow
+def test_wheel_ships_py_typed_and_the_integrations(tmp_path: Path):
+    """Build a wheel from a copy of the sources (no network: the venv's setuptools)."""
+    src = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "zo_scipy", src / "zo_scipy", symlinks=True, ignore=ignore)
+    shutil.copytree(ROOT / "integrations", src / "integrations", ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                           "-q", "-w", str(tmp_path / "dist"), str(src)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (wheel,) = (tmp_path / "dist").glob("zo_scipy-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "zo_scipy/py.typed" in names
+    assert "zo_scipy/integrations/__init__.py" in names
+    assert "zo_scipy/integrations/optuna/__init__.py" in names
+    assert not any(n.startswith("integrations/") for n in names)
