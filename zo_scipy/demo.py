@@ -119,7 +119,7 @@ def _zoar(obj: CountedObjective, x0: np.ndarray, budget: int, seed: int) -> Opti
             raise StopIteration
 
     # Defaults plus a seed. torch_threads=1 only changes speed, not the result: the
-    # estimator's (60 x d) tensors gain nothing from threads, and on a busy machine
+    # estimator's small (M x d) tensors gain nothing from threads, and on a busy machine
     # torch's spinning worker threads cost several times the work itself.
     return minimize(obj, x0, method=zoar, callback=stop_at_time_limit,
                     options=dict(maxfev=budget, seed=seed, torch_threads=1))
@@ -260,8 +260,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         0 on success (argument errors exit through ``argparse``).
     """
-    p = argparse.ArgumentParser(prog="python -m zo_scipy.demo", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m zo_scipy.demo",
+        description="ZoAR next to SciPy's Nelder-Mead, Powell and L-BFGS-B (finite differences) "
+                    "on a noiseless and a noisy Rosenbrock problem, every method capped at the "
+                    "same number of evaluations. Writes results.md, results.json and "
+                    "convergence.png into --out.")
     p.add_argument("--out", default="demo-output", help="output folder (default: demo-output)")
     p.add_argument("--dim", type=int, default=1000, help="number of variables d (default 1000)")
     p.add_argument("--budget", type=int, default=None, help="evaluations per method (default 20 d)")
@@ -277,6 +281,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         a.dim, a.time_limit = 40, min(a.time_limit, 8.0)
     if a.dim < 2:
         p.error("--dim must be at least 2 (Rosenbrock couples neighbouring variables)")
+    if a.noise < 0 or not math.isfinite(a.noise):
+        p.error("--noise must be a finite number >= 0")
+    if not a.time_limit > 0:
+        p.error("--time-limit must be positive")
     budget = a.budget if a.budget is not None else 20 * a.dim
     if budget < 10:
         p.error("--budget must be at least 10 (one zoar iteration)")
