@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -52,7 +53,7 @@ def test_quick_demo_end_to_end(tmp_path: Path):
     out = tmp_path / "demo"
     proc = subprocess.run([sys.executable, "-m", "zo_scipy.demo", "--quick", "--out", str(out)],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                          env={**__import__("os").environ, "MPLBACKEND": "Agg"})
+                          env={**os.environ, "MPLBACKEND": "Agg"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| method | evaluations | best true f |" in proc.stdout
 
