@@ -12,6 +12,7 @@ METHODS: dict[str, Callable[..., OptimizeResult]] = {}
 
 
 def register_method(name: str, method: Callable[..., OptimizeResult]) -> None:
+    """Make ``method`` reachable as ``zo_scipy.minimize(..., method=name)`` (case-insensitive)."""
     METHODS[name.lower()] = method
 
 

@@ -165,3 +165,33 @@ def test_step_control_unit():
     assert c.observe(1e6, x) == "" and c.observe(1e6 + 1, x) == "restore"  # far worse than its spread
     assert c.lr == 0.25 and c.n_restores == 1
     assert c.observe(math.nan, x) == "restore"
+
+
+def test_noise_free_runs_never_freeze_mu():
+    # Without noise the batch spread falls at least in proportion to mu (the linear term
+    # mu g.u; the quadratic term falls like mu^2), so the 1/sqrt(2) test never fires.
+    opt = ZoAR(torch.linspace(-2, 2, 10, dtype=torch.float64), seed=1)
+    _run(opt, _sphere, 1500)
+    assert opt.control.n_decays > 5 and opt.mu_floor == 0.0 and opt.control.patience == 1
+
+
+def test_noise_freezes_mu_and_raises_patience():
+    # f = 0.5|x|^2 + N(0, 1): near the optimum the batch spread is ~1 whatever mu is, so the
+    # first halving of mu leaves it unchanged (ratio ~1 > 1/sqrt 2) and mu is frozen there.
+    gen = torch.Generator().manual_seed(0)
+
+    def noisy(x):
+        return _sphere(x) + torch.randn((), generator=gen, dtype=torch.float64)
+
+    opt = ZoAR(torch.full((10,), 0.1, dtype=torch.float64), seed=1)
+    _run(opt, noisy, 1500)
+    assert opt.mu_floor > 0.0 and opt.mu >= opt.mu_floor and opt.control.patience == 3
+
+
+def test_patience_needs_consecutive_stalls():
+    c = StepControl(lr=1.0, window=1, patience=2, growth=1.0)
+    x = torch.zeros(1)
+    c.observe(10.0, x)
+    assert c.observe(10.0, x) == "" and c.lr == 1.0  # first stall: waits
+    assert c.observe(9.0, x) == ""  # an improvement resets the count
+    assert c.observe(9.0, x) == "" and c.observe(9.0, x) == "decay" and c.lr == 0.5

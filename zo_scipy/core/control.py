@@ -8,8 +8,12 @@ consecutive windows:
 - the window improved: keep going; after ``grow_after`` improving windows in a
   row multiply ``lr`` by ``growth`` (recovers from an initial step that is too
   small for the problem's scale, and from decays caused by noisy comparisons);
-- it did not: multiply ``lr`` by ``decay`` (the fixed-lr noise floor of
-  normalized updates, spec section 2, is left by shrinking the step);
+- it did not, ``patience`` times in a row: multiply ``lr`` by ``decay`` (the
+  fixed-lr noise floor of normalized updates, spec section 2, is left by
+  shrinking the step). ``patience`` is 1 on noise-free problems; the ZoAR
+  optimizer raises it once it detects objective noise, where comparisons of
+  window means are close to coin flips and a decay on every tie would collapse
+  ``lr`` geometrically;
 - it got worse than the best window by more than ``restore_sigmas`` times the
   window's own spread, or a whole batch was non-finite: the run is diverging.
   Return to the anchor (``restore``): the iterate with the lowest batch mean in
@@ -36,6 +40,7 @@ class StepControl:
     grow_after: int = 3
     restore_sigmas: float = 4.0
     xtol: float = 1e-7
+    patience: int = 1
     lr0: float = field(init=False)
     best: float = field(default=math.inf, init=False)
     anchor: torch.Tensor | None = field(default=None, init=False, repr=False)
@@ -44,6 +49,7 @@ class StepControl:
     _prev: float = field(default=math.inf, init=False)
     _means: list[float] = field(default_factory=list, init=False, repr=False)
     _streak: int = field(default=0, init=False)
+    _fails: int = field(default=0, init=False)
     _win_best: float = field(default=math.inf, init=False)
     _win_x: torch.Tensor | None = field(default=None, init=False, repr=False)
 
@@ -75,6 +81,7 @@ class StepControl:
             self.best = wm
             self.anchor = win_x
         if wm < self._prev:
+            self._fails = 0
             self._streak += 1
             if self._streak >= self.grow_after and self.growth != 1.0:
                 self.lr *= self.growth
@@ -86,9 +93,12 @@ class StepControl:
             if wm - self.best > self.restore_sigmas * spread and self.anchor is not None:
                 self._prev = math.inf
                 return self._diverged()
-            self._decay()
-            self._prev = wm
-            return "decay"
+            self._fails += 1
+            if self._fails >= self.patience:
+                self._fails = 0
+                self._decay()
+                self._prev = wm
+                return "decay"
         self._prev = wm
         return ""
 
@@ -98,7 +108,7 @@ class StepControl:
 
     def _diverged(self) -> str:
         self._means, self._win_best, self._win_x = [], math.inf, None
-        self._streak = 0
+        self._streak = self._fails = 0
         self._decay()
         self.n_restores += 1
         return "restore"

@@ -28,6 +28,8 @@ from .updates import UpdateRule, make_update_rule
 #: keeps reuse nearly on-policy (N lr << mu, spec pitfall 4).
 DEFAULT_LR_FRACTION = 0.05
 DEFAULT_MU_FRACTION = 0.1
+#: Stalled windows in a row before a decay once objective noise was detected.
+NOISY_PATIENCE = 3
 
 
 def problem_scale(x0: torch.Tensor, lower: torch.Tensor | None, upper: torch.Tensor | None) -> float:
@@ -75,6 +77,12 @@ class ZoAR:
         ``mu`` is automatic. The returned point is an evaluated query
         :math:`x + \mu u`, whose value exceeds :math:`f(x)` by about
         :math:`\mu^2 \operatorname{tr} H / 2`: a fixed ``mu`` is an accuracy floor.
+        On a noisy objective, shrinking ``mu`` below the noise only amplifies it
+        (the estimate scales like noise / mu): when halving ``mu`` does not shrink
+        the spread of the batch values (by at least :math:`1/\sqrt 2`, the
+        midpoint between a noise-free halving and no change), ``mu`` is frozen at
+        that level (:attr:`mu_floor`) and only ``lr`` keeps adapting, with a step
+        control that decays only after 3 stalled windows in a row.
     update : {"adam", "radazo", "sgd"} or UpdateRule
     betas, eps, bias_correction
         Moment parameters of adam/radazo.
@@ -164,6 +172,9 @@ class ZoAR:
         self.best_x: torch.Tensor | None = None
         self.best_f = math.inf
         self.n_nonfinite = 0
+        self.mu_floor = 0.0
+        self._spread = [0.0, 0]  # sum and count of batch standard deviations at the current mu
+        self._prev_level: tuple[float, float] | None = None  # (mu, mean spread) of the last level
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
         self._last_step_norm = 0.0
 
@@ -181,7 +192,7 @@ class ZoAR:
     def mu(self) -> float:
         """Current smoothing radius (follows ``lr`` when ``adapt_mu``)."""
         if self.adapt_mu and self.schedule == "adaptive":
-            return self.mu0 * self.control.lr / self.control.lr0
+            return max(self.mu0 * self.control.lr / self.control.lr0, self.mu_floor)
         return self.mu0
 
     @property
@@ -249,6 +260,9 @@ class ZoAR:
                 self._after_step(math.nan, self.x)
                 return
             y = torch.where(finite, y, known.max())
+        if n_finite >= 2:
+            self._spread[0] += float(y[finite].std())
+            self._spread[1] += 1
         self.history.append(U, y)
         x_eval = self.x  # the iterate these values were measured around (x is replaced, not mutated)
         if len(self.history) >= 2:
@@ -262,14 +276,31 @@ class ZoAR:
     def _after_step(self, batch_mean: float, x_eval: torch.Tensor) -> None:
         if self.schedule != "adaptive":
             return
+        mu_before = self.mu
         event = self.control.observe(batch_mean, x_eval)
+        if event and self.adapt_mu:
+            self._new_mu_level(mu_before)
         if event == "restore":
             self.x = self.control.anchor.clone()  # type: ignore[union-attr]
             self.history.clear()
             self.update.reset()
-        elif event and self.adapt_mu:
+        elif self.mu != mu_before:
             # Values taken at another mu differ by ~mu^2 tr(H)/2: not comparable, drop them.
             self.history.clear()
+
+    def _new_mu_level(self, mu_before: float) -> None:
+        """Freeze ``mu`` when the last halving left the batch spread unchanged (noise floor)."""
+        total, count = self._spread
+        if count == 0:
+            return
+        spread = total / count
+        prev = self._prev_level
+        if prev is not None and prev[0] > mu_before and prev[1] > 0:
+            if spread / prev[1] > math.sqrt(mu_before / prev[0]):
+                self.mu_floor = max(self.mu_floor, mu_before)
+                self.control.patience = NOISY_PATIENCE
+        self._prev_level = (mu_before, spread)
+        self._spread = [0.0, 0]
 
     # -- pickling: torch.Generator state is saved explicitly ----------------------
     def __getstate__(self) -> dict[str, Any]:
