@@ -9,7 +9,8 @@ value so far after that many evaluations) are plotted two ways:
   any method reached on that problem;
 - **ECDF of targets reached** (in the spirit of COCO's runtime ECDFs): for each
   problem, ten targets :math:`f_{ref} + (f_0 - f_{ref})\,10^{-k}`,
-  :math:`k \in \{0.5, 1, \dots, 5\}`; a curve gives, per method, the fraction
+  :math:`k \in \{0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 3, 4, 5\}` (shallow ones too, so that
+  progress at budgets far below d registers); a curve gives, per method, the fraction
   of (problem, seed, target) triples reached within a fraction of the budget.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 
 #: Exponents k of the ECDF targets f_ref + (f0 - f_ref) 10^-k.
-TARGET_EXPONENTS = np.arange(0.5, 5.01, 0.5)
+TARGET_EXPONENTS = np.array([0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0])
 
 
 def slug(text: str) -> str:
@@ -107,9 +108,11 @@ def plot_suite(rows: list[dict[str, Any]], out_dir: pathlib.Path, prefix: str) -
                 ok = np.isfinite(vals).all(axis=0)
                 if not ok.any():
                     continue
-                ax.plot(grid[ok], np.median(vals[:, ok], axis=0), color=color[m], label=m, lw=1.3)
+                ours = mr[0].get("family") == "ours"
+                ax.plot(grid[ok], np.median(vals[:, ok], axis=0), color="black" if m == "zoar" else color[m],
+                        label=m, lw=2.2 if ours else 1.2, ls="-" if ours else "--")
                 if len(mr) > 1:
-                    ax.fill_between(grid[ok], vals[:, ok].min(0), vals[:, ok].max(0), color=color[m], alpha=0.15)
+                    ax.fill_between(grid[ok], vals[:, ok].min(0), vals[:, ok].max(0), color=color[m], alpha=0.07)
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_title(key, fontsize=9)
@@ -123,11 +126,11 @@ def plot_suite(rows: list[dict[str, Any]], out_dir: pathlib.Path, prefix: str) -
         for ax in list(axes.flat)[1:len(keys)]:
             h, lab = ax.get_legend_handles_labels()
             seen.update(zip(lab, h))
-        fig.legend(list(seen.values()), list(seen.keys()), loc="lower center", ncol=min(6, len(seen)),
-                   fontsize=8, bbox_to_anchor=(0.5, 0.0))
-        fig.tight_layout(rect=(0, 0.04 + 0.03 * math.ceil(len(seen) / 6), 1, 1))
+        fig.tight_layout()
+        fig.legend(list(seen.values()), list(seen.keys()), loc="center left", fontsize=8,
+                   bbox_to_anchor=(1.0, 0.5), frameon=False)
         path = out_dir / f"{prefix}-{slug(group)}.png"
-        fig.savefig(path, dpi=90)
+        fig.savefig(path, dpi=90, bbox_inches="tight")
         plt.close(fig)
         written.append(path)
     written.append(_plot_ecdf(by_problem, methods, color, out_dir / f"{prefix}-ecdf.png", plt))
@@ -156,19 +159,33 @@ def ecdf_curves(by_problem: dict[str, list[dict[str, Any]]], grid: np.ndarray) -
 
 def _plot_ecdf(by_problem: dict[str, list[dict[str, Any]]], methods: list[str], color: dict[str, Any],
                path: pathlib.Path, plt: Any) -> pathlib.Path:
+    """One ECDF panel per group: methods are only compared on the problems of a
+    group, and each curve only counts the cells its method ran (skipped cells are
+    not failures, they are absent)."""
+    groups: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(dict)
+    for key, rs in by_problem.items():
+        groups[str(rs[0].get("group", ""))][key] = rs
     grid = np.geomspace(1e-3, 1.0, 200)
-    curves = ecdf_curves(by_problem, grid)
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for m in sorted(curves, key=lambda m: -curves[m][-1]):
-        ax.step(grid, curves[m], where="post", color=color[m], label=f"{m} ({curves[m][-1]:.2f})")
-    ax.set_xscale("log")
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("evaluations / budget")
-    ax.set_ylabel("fraction of (problem, seed, target) reached")
-    ax.set_title(f"ECDF over {len(by_problem)} problems, targets f_ref + (f0 - f_ref) 10^-k, "
-                 f"k = {TARGET_EXPONENTS[0]:g}..{TARGET_EXPONENTS[-1]:g}", fontsize=8)
-    ax.legend(fontsize=7, loc="upper left")
+    ncol = min(2, len(groups))
+    nrow = math.ceil(len(groups) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(7.8 * ncol, 3.6 * nrow), squeeze=False)
+    for ax, (group, probs) in zip(axes.flat, groups.items()):
+        curves = ecdf_curves(probs, grid)
+        for m in sorted(curves, key=lambda m: -curves[m][-1]):
+            ax.step(grid, curves[m], where="post", color="black" if m == "zoar" else color[m],
+                    lw=2.2 if m == "zoar" else 1.2, label=f"{m} ({curves[m][-1]:.2f})")
+        ax.set_xscale("log")
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("evaluations / budget", fontsize=8)
+        ax.set_ylabel("fraction of targets reached", fontsize=8)
+        ax.set_title(f"{group}: {len(probs)} problems", fontsize=9)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6.5, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    for ax in list(axes.flat)[len(groups):]:
+        ax.set_visible(False)
+    fig.suptitle(f"ECDF of (problem, seed, target) triples, targets f_ref + (f0 - f_ref) 10^-k, "
+                 f"k = {TARGET_EXPONENTS[0]:g}..{TARGET_EXPONENTS[-1]:g}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return path
