@@ -177,7 +177,7 @@ class ZoARSampler(BaseSampler):
         self._scan = max(256, 4 * num_queries * (num_histories + 2))
         self._search_space = IntersectionSearchSpace()
         self._lock = threading.RLock()
-        self._decoded: dict[int, st.State | None] = {}  # trial_id -> decoded snapshot (None: bad)
+        self._decoded: dict[tuple[Any, ...], st.State | None] = {}  # snapshot cache (None: bad)
         self._warned: set[tuple[int, str]] = set()
         self._dirs: dict[tuple[int, int, int], torch.Tensor] = {}
         self._boxes: dict[str, UnitBox] = {}
@@ -298,17 +298,21 @@ class ZoARSampler(BaseSampler):
         def order(t: FrozenTrial) -> tuple[int, int]:
             g = t.system_attrs.get(st.KEY_GEN)
             return (-(g if isinstance(g, int) and not isinstance(g, bool) else -1), t.number)
+        if len(self._decoded) > 4096:
+            self._decoded.clear()
         for t in sorted(cands, key=order):
-            if t._trial_id not in self._decoded:
+            # Finished or not, a trial's snapshot is written once: decode it once.
+            ck = (t._trial_id, t.datetime_start, key)
+            if ck not in self._decoded:
                 try:
                     s = st.decode(t.system_attrs[st.KEY_STATE], config, key, box.dim)
                     if s.gen != t.system_attrs.get(st.KEY_GEN):
                         raise st.CorruptState(f"its generation {s.gen} does not match the tag")
-                    self._decoded[t._trial_id] = s
+                    self._decoded[ck] = s
                 except st.CorruptState as e:
-                    self._decoded[t._trial_id] = None
+                    self._decoded[ck] = None
                     self._warn(t, str(e))
-            s = self._decoded[t._trial_id]
+            s = self._decoded[ck]
             if s is not None:
                 return s, t
         return None, None

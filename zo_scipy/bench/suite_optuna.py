@@ -215,3 +215,36 @@ def report(rows: list[dict], *, command: str) -> str:
     if skipped:
         lines += ["", "Skipped: " + "; ".join(sorted({f"{r['method']}: {r['skipped']}" for r in skipped}))]
     return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run chosen cells one by one, appending each row to a JSON-lines file as it finishes.
+
+    ``python -m zo_scipy.bench.suite_optuna --methods zoar,tpe --seeds 1,2 --out rows.jsonl``
+    (full-size cells). ``--report`` prints the Markdown report of the rows in ``--out``
+    files instead. For long runs that should keep what finished if they are stopped.
+    """
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m zo_scipy.bench.suite_optuna")
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--out", action="append", required=True, help="JSON-lines file (repeatable with --report)")
+    p.add_argument("--report", action="store_true")
+    p.add_argument("--command", default="", help="command to print in the report heading")
+    args = p.parse_args(argv)
+    if args.report:
+        rows = [json.loads(line) for path in args.out for line in open(path, encoding="utf-8") if line.strip()]
+        print(report(rows, command=args.command or " ".join(["python -m zo_scipy.bench.suite_optuna", *(argv or [])])))
+        return
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for method in args.methods.split(","):
+            n = FULL["gp_trials"] if method == "gp" else FULL["n_trials"]
+            row = run_cell(method, seed, n, sorted({c for c in FULL["checkpoints"] if c <= n} | {n}))
+            with open(args.out[0], "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
