@@ -62,7 +62,8 @@ def _quadratic_memory(p: Problem, n_vectors: str, limit: int = 2000) -> str | No
     if p.d <= limit:
         return None
     gb = p.d * p.d * 8 / 2**30
-    return f"skipped at d={p.d}: O(d^2) memory ({n_vectors}: {gb:.1f} GiB)"
+    extra = f"; its d+1 = {p.d + 1} start evaluations alone exceed the budget" if p.d + 1 > p.budget else ""
+    return f"skipped at d={p.d}: O(d^2) memory ({n_vectors}: {gb:.1f} GiB){extra}"
 
 
 # -- CMA-ES (pycma) ----------------------------------------------------------------

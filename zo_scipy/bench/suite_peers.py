@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import pathlib
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -198,14 +199,17 @@ def report(rows: list[dict], *, command: str) -> str:
         lines += ["", "Winner by median: " + "; ".join(winners) + ".", ""]
     lines += _standing(summ, info)
     lines += ["### Skipped cells and errors", ""]
-    seen = set()
+    # one line per (method, reason), the reason without its "skipped at d=..:" prefix
+    grouped: dict[tuple[str, str], list[str]] = defaultdict(list)
     for r in rows:
-        reason = r.get("skipped") or r.get("error")
-        if reason and (r["method"], r["problem"], reason) not in seen:
-            seen.add((r["method"], r["problem"], reason))
-            kind = "skipped" if r.get("skipped") else f"raised (seed {r['seed']})"
-            lines.append(f"- {r['method']} @ {r['problem']}: {kind}: {reason}")
-    if not seen:
+        reason = r.get("skipped") or (f"raised: {r['error']}" if r.get("error") else None)
+        if reason:
+            short = re.sub(r"^skipped( at d=\d+(, budget \d+)?)?: ", "", str(reason))
+            if r["problem"] not in grouped[(r["method"], short)]:
+                grouped[(r["method"], short)].append(r["problem"])
+    for (m, reason), probs in grouped.items():
+        lines.append(f"- **{m}**: {reason} ({len(probs)} problem{'s' if len(probs) > 1 else ''}: {'; '.join(probs)})")
+    if not grouped:
         lines.append("- none")
     return "\n".join(lines) + "\n"
 
