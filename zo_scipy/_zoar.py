@@ -97,6 +97,7 @@ def zoar(
     disp: bool = False,
     progress: bool = False,
     resume: ZoAR | None = None,
+    _method: tuple[str, Callable[..., ZoAR]] = ("zoar", ZoAR),
     **unknown_options: Any,
 ) -> OptimizeResult:
     r"""Minimize a scalar function with ZoAR (averaged baseline + query reuse).
@@ -216,8 +217,9 @@ def zoar(
     exception in ``res.exception`` (plus a ``RuntimeWarning``). ``KeyboardInterrupt``
     returns the best point so far (``status=5``).
     """
-    v.check_unknown_options(unknown_options, "zoar")
-    _check_ignored(jac, hess, hessp, constraints, "zoar")
+    name, factory = _method  # private: lets `zovh` reuse this front-end with its own optimizer
+    v.check_unknown_options(unknown_options, name)
+    _check_ignored(jac, hess, hessp, constraints, name)
     x0 = v.check_x0(x0)
     d = x0.size
     maxfev = v.check_int("maxfev", maxfev, 1, allow_none=True) or 1000 * d
@@ -262,7 +264,7 @@ def zoar(
 
     if resume is not None:
         if not isinstance(resume, ZoAR):
-            raise ValueError(f"option 'resume' must be the `state` of an earlier zoar result, got {type(resume).__name__}")
+            raise ValueError(f"option 'resume' must be the `state` of an earlier {name} result, got {type(resume).__name__}")
         if resume.dim != d:
             raise ValueError(f"option 'resume' holds a {resume.dim}-dimensional state but x0 has {d} elements")
         opt = resume
@@ -271,7 +273,7 @@ def zoar(
         if lu is not None:
             lower = torch.as_tensor(lu[0], dtype=tdtype, device=dev)
             upper = torch.as_tensor(lu[1], dtype=tdtype, device=dev)
-        opt = ZoAR(torch.as_tensor(x0.reshape(-1), dtype=tdtype, device=dev),
+        opt = factory(torch.as_tensor(x0.reshape(-1), dtype=tdtype, device=dev),
                    num_queries=num_queries, num_histories=num_histories, mu=mu, lr=lr,
                    adapt_mu=adapt_mu, update=update, betas=betas, eps=eps,
                    bias_correction=bias_correction, schedule=schedule, lower=lower, upper=upper,
@@ -285,4 +287,4 @@ def zoar(
         objective = BatchObjective(fun, args, shape=x0.shape, vectorized=vectorized,
                                    tensor_input=tensor_input, map=mapper, max_evals=maxfev)
         return drive(opt, objective, x0=x0, maxiter=maxiter, callback=cb, progress=progress,
-                     disp=disp, name="zoar", extras=extras)
+                     disp=disp, name=name, extras=extras)

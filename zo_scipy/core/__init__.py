@@ -10,6 +10,7 @@ from .hessian import (
 from .history import QueryHistory
 from .updates import SGD, Adam, UpdateRule, make_update_rule
 from .zoar import ZoAR, problem_scale
+from .zovh import ZoVHOptimizer
 
 __all__ = [
     "Adam", "BatchObjective", "BudgetExhausted", "ObjectiveError", "QueryHistory", "SGD",
@@ -18,5 +19,5 @@ __all__ = [
     # ZoVH Hessian suite
     "LowRankHessian", "SymmetricOperator", "classical_hessian", "inverse_hessian_gradient",
     "positive_definite", "sherman_morrison_solve", "woodbury_solve", "zovh_gradient", "zovh_hessian",
-    "zovh_hessian_reuse",
+    "zovh_hessian_reuse", "ZoVHOptimizer",
 ]

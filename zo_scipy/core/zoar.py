@@ -266,12 +266,16 @@ class ZoAR:
         self.history.append(U, y)
         x_eval = self.x  # the iterate these values were measured around (x is replaced, not mutated)
         if len(self.history) >= 2:
-            g = zoar_gradient(self.history.directions(), self.history.values(), self.mu,
-                              normalization=self.normalization)
-            delta = self.update.step(g, self.lr)
+            delta = self.update.step(self._direction(), self.lr)
             self._last_step_norm = float(delta.norm())
             self.x = self._project(self.x - delta)
         self._after_step(float(y.mean()) if n_finite else math.nan, x_eval)
+
+    def _direction(self) -> torch.Tensor:
+        """The vector the update rule steps along (the ZoAR gradient); the ZoVH
+        optimizer overrides this with its curvature-aware direction."""
+        return zoar_gradient(self.history.directions(), self.history.values(), self.mu,
+                             normalization=self.normalization)
 
     def _after_step(self, batch_mean: float, x_eval: torch.Tensor) -> None:
         if self.schedule != "adaptive":
