@@ -155,12 +155,10 @@ class ZoVH:
         Hard budget of queries: :class:`~zo_scipy.core.evaluation.BudgetExhausted`
         instead of an extra call.
 
-    Attributes
-    ----------
-    nfev : int
-        Evaluations of ``fun`` made by this provider (add the solver's ``res.nfev``).
-    nbatches : int
-        Points at which a batch was drawn.
+    Notes
+    -----
+    ``nfev`` counts the evaluations of ``fun`` made by this provider (add the solver's
+    ``res.nfev`` for a run's total); ``nbatches`` the points at which a batch was drawn.
     """
 
     def __init__(

@@ -76,10 +76,11 @@ class ZoVHOptimizer(ZoAR):
         self.inverse = inverse
         self.correction = bool(correction)
 
-    #: ``lam="auto"``: lambda_t = AUTO_LAM_FACTOR * median |c_i| |u_i|^2. Measured with
-    #: ``python -m zo_scipy.bench --suite zovh-hessian``'s method comparison: the authors'
-    #: fixed 0.1 and a factor 1 stalled on a 20-d Rosenbrock (f 19.9 from 19.0 in 20 000
-    #: evaluations, zoar 11.2); 10 matched zoar there and on a 50-d quadratic.
+    #: ``lam="auto"``: :math:`\lambda_t` = ``AUTO_LAM_FACTOR`` times the median of
+    #: :math:`|c_i| |u_i|^2`. ``python -m zo_scipy.bench --suite hessian`` (study "methods"):
+    #: the authors' fixed 0.1 stalled on a 20-d Rosenbrock (19.9 from 19.0 in 20 000
+    #: evaluations; zoar 11.2, this factor 11.3) and was 20x worse on a 50-d quadratic;
+    #: a factor 1 also stalled there in development runs.
     AUTO_LAM_FACTOR = 10.0
 
     def current_lam(self, H: Any = None) -> float:
