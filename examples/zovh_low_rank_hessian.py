@@ -8,7 +8,6 @@ Run: python examples/zovh_low_rank_hessian.py   (ZO_SCIPY_EXAMPLE_QUICK=1: small
 import os
 import time
 
-import numpy as np
 import torch
 
 from zo_scipy.core import make_generator, sample_directions, woodbury_solve, zovh_hessian

@@ -230,7 +230,7 @@ def _solver_problems(quick: bool) -> list[tuple[str, Any, Any, np.ndarray]]:
 
 
 def solver_cell(problem: tuple[str, Any, Any, np.ndarray], method: str, feed: str, seed: int) -> dict[str, Any]:
-    from .._zovh_provider import SOLVER_HOOKS, ZoVH
+    from .._zovh_provider import ZoVH
 
     name, f, grad, x0 = problem
     fc = _Counted(f)
@@ -240,10 +240,9 @@ def solver_cell(problem: tuple[str, Any, Any, np.ndarray], method: str, feed: st
         kw = curv.hooks(method)
     else:
         g = _fd_grad(fc)
-        kind = SOLVER_HOOKS[method][0]
+        # a HessianUpdateStrategy where the method accepts one (API_NOTES), else an FD Hessian
         kw = {"jac": g, "hess": BFGS()} if method in ("newton-cg", "trust-ncg", "trust-krylov", "trust-constr") \
             else {"jac": g, "hess": _fd_hess(g)}
-        del kind
     res = minimize(fc, x0, method=method, options={"maxiter": 3000}, **kw)
     return {"study": "solvers", "problem": name, "method": method, "feed": feed, "seed": seed,
             "evals": fc.n, "nit": int(res.nit), "grad_norm": float(np.linalg.norm(grad(res.x))),
