@@ -349,3 +349,33 @@ def test_hizoo_diagonal_stays_positive():
         h = hizoo_diagonal_update(h, U, torch.tensor([3.0], dtype=f64), torch.tensor([-5.0], dtype=f64), 0.0, 0.1,
                                   rate=0.1)
     assert bool((h > 0).all()) and not torch.allclose(h, torch.ones(d, dtype=f64))
+
+
+def test_unbiased_and_inverse_sqrt_at_large_d():
+    # d = 2000, never dense: (1) E[v^T H_est w] = v^T A w for fixed v, w (the mean of R iid
+    # bilinear forms, 5-sigma band from their sample sd); (2) the Frobenius error, via the
+    # Gram identities, falls like M^-1/2: RMS over R replicates at M = 8 and 128 must have a
+    # ratio sqrt(127/7) = 4.26 within +-25% (relative sd of each RMS ~ sqrt(kurt/(4R)) <= 0.1
+    # at R = 40 since the squared error of a 2000 x 2000 estimate is a sum of many terms).
+    d, mu = 2000, 0.1
+    gen = make_generator(21)
+    lam = torch.linspace(1, 3, d, dtype=f64)  # A = diag(lam): matvec and Frobenius cheap
+    A_op = SymmetricOperator(matmat=lambda V: lam[:, None] * V, diagonal=lam, fro2=float(lam @ lam))
+    x = torch.full((d,), 0.05, dtype=f64)
+    f = lambda X: 0.5 * (X * X * lam).sum(-1)  # noqa: E731
+    v = torch.randn(d, generator=gen, dtype=f64)
+    w = torch.randn(d, generator=gen, dtype=f64)
+    R = 1500
+    forms = torch.empty(R, dtype=f64)
+    for r in range(R):
+        U = sample_directions(4, d, generator=gen)
+        forms[r] = v @ zovh_hessian(U, f(x + mu * U), mu).matvec(w)
+    target = float(v @ (lam * w))
+    assert abs(float(forms.mean()) - target) <= 5 * float(forms.std()) / math.sqrt(R)
+    rms = {}
+    for M in (8, 128):
+        errs = [zovh_hessian(U, f(x + mu * U), mu).frobenius_error(A_op) ** 2
+                for U in (sample_directions(M, d, generator=gen) for _ in range(40))]
+        rms[M] = math.sqrt(sum(errs) / len(errs))
+    ratio = rms[8] / rms[128]
+    assert 0.75 * math.sqrt(127 / 7) <= ratio <= 1.25 * math.sqrt(127 / 7), ratio
