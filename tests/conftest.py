@@ -5,15 +5,6 @@ import numpy as np
 import pytest
 
 
-def rosen(x: np.ndarray) -> float:
-    x = np.asarray(x, dtype=float).ravel()
-    return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2))
-
-
-def sphere(x: np.ndarray) -> float:
-    return 0.5 * float(np.sum(np.asarray(x, dtype=float) ** 2))
-
-
 @pytest.fixture
 def quadratic():
     """f(x) = 0.5 x^T A x + b^T x with a fixed SPD A (d = 5): gradient A x + b, Hessian A."""

@@ -15,8 +15,7 @@ from scipy.optimize import Bounds, OptimizeResult, OptimizeWarning, minimize
 import zo_scipy as zs
 from zo_scipy import Status
 
-from _objectives import shifted_sphere
-from conftest import rosen, sphere
+from _objectives import rosen, shifted_sphere, sphere
 
 OPTS = dict(seed=0, maxfev=200)
 
