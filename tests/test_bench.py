@@ -51,6 +51,7 @@ def test_peers_output_is_complete(quick_run: Path) -> None:
     big = next(p.label for p in suite_peers.problems(True) if p.d >= 5000)
     assert "O(d^2) memory" in by[("Nelder-Mead", big)]["skipped"]
     assert "needs a box" in by[("BoTorch-BO", big)]["skipped"]
+    assert "exceed the budget" in by[("ZoVH+trust-ncg", big)]["skipped"]
     assert "error" not in by[("zoar", big)] and by[("zoar", big)]["nfev"] == by[("zoar", big)]["budget"]
     md = (quick_run / "peers.md").read_text()
     assert "python -m zo_scipy.bench --quick --suite peers --suite cost" in md

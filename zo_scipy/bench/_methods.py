@@ -218,6 +218,17 @@ def _zovh_tncg_run(t: Tracker, x0: np.ndarray, lo: Any, hi: Any, seed: int) -> A
     return res.x
 
 
+def _zovh_tncg_skip(p: Problem) -> str | None:
+    if p.lower is not None:
+        return "skipped: trust-ncg takes no bounds"
+    if 2 * p.d > p.budget:
+        # the provider's default batch is d antithetic pairs (a central-difference gradient)
+        gb = 2 * p.d * p.d * 8 / 2**30
+        return (f"skipped at d={p.d}: its default 2d = {2 * p.d} queries per point exceed the budget "
+                f"{p.budget} (and that batch alone is {gb:.1f} GiB)")
+    return None
+
+
 def _zoar_sampler(seed: int) -> Any:
     from zo_scipy.integrations.optuna import ZoARSampler
 
@@ -254,7 +265,7 @@ def all_methods() -> list[Method]:
         Method("zoar", "ours", _zoar_run),
         Method("zovh", "ours", _zovh_run, available=_attr("zo_scipy", "zovh")),
         Method("ZoVH+trust-ncg", "ours", _zovh_tncg_run, available=_attr("zo_scipy", "ZoVH"),
-               skip=lambda p: "skipped: trust-ncg takes no bounds" if p.lower is not None else None),
+               skip=_zovh_tncg_skip),
         optuna_peer("ZoARSampler", _zoar_sampler, family="ours",
                     available=_attr("zo_scipy.integrations.optuna", "ZoARSampler"), skip=_sampler_skip),
     ]
