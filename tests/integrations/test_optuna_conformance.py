@@ -31,3 +31,10 @@ class TestRelative(_Fixture, RelativeSamplerTestCase):
 
 class TestSingleOnly(_Fixture, SingleOnlySamplerTestCase):
     pass
+
+
+@pytest.mark.parametrize("case", [BasicSamplerTestCase, RelativeSamplerTestCase, SingleOnlySamplerTestCase])
+def test_conformance_cases_are_collected(case: type) -> None:
+    # Guards against the suite silently running nothing if Optuna renames or empties a case.
+    tests = [name for name in dir(case) if name.startswith("test_")]
+    assert tests, f"{case.__name__} has no test_ methods"
