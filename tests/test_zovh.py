@@ -103,3 +103,16 @@ def test_auto_lam_is_a_bounded_correction():
     g = zoar_gradient(opt.history.directions(), opt.history.values(), opt.mu)
     ratio = float(opt._direction().norm() / g.norm())
     assert 0.5 < ratio < 2.0
+
+
+def test_noise_free_rosenbrock_does_not_freeze_mu():
+    # Regression: with a one-halving noise test this run froze mu at 0.027 after 2000
+    # evaluations (|grad f| grew between two levels) and stalled at f = 208, a floor of
+    # about mu^2 tr(H) / 2 above the iterate. Noise-free, so mu must never freeze.
+    from scipy.optimize import rosen
+
+    x0 = np.random.default_rng(0).standard_normal(200)
+    res = minimize(rosen, x0, method=zs.zovh, options=dict(maxfev=20_000, seed=0))
+    assert res.state.mu_floor == 0.0
+    assert res.nfev == 20_000 and res.fun < rosen(res.x) + 1e-12
+

@@ -188,6 +188,22 @@ def test_noise_freezes_mu_and_raises_patience():
     assert opt.mu_floor > 0.0 and opt.mu >= opt.mu_floor and opt.control.patience == 3
 
 
+def test_mu_freezes_only_after_two_flat_halvings_in_a_row():
+    # The spread rule is fed level by level (mu, mean batch spread). A halving whose spread
+    # ratio exceeds 1/sqrt(2) is "flat"; one flat halving can be a noise-free run whose
+    # gradient grew, so only two in a row freeze mu, at the first flat level's mu.
+    opt = ZoAR(torch.zeros(3, dtype=torch.float64), seed=0)
+    levels = [(1.0, 1.0), (0.5, 0.9), (0.25, 0.3), (0.125, 0.3), (0.0625, 0.29)]
+    frozen = []
+    for mu, spread in levels:
+        opt._spread = [spread, 1]
+        opt._new_mu_level(mu)
+        frozen.append(opt.mu_floor)
+    # 0.5: flat once (no freeze); 0.25: shrank by 3 (resets); 0.125: flat once; 0.0625: flat again
+    assert frozen == [0.0, 0.0, 0.0, 0.0, 0.125]
+    assert opt.control.patience == 3
+
+
 def test_patience_needs_consecutive_stalls():
     c = StepControl(lr=1.0, window=1, patience=2, growth=1.0)
     x = torch.zeros(1)

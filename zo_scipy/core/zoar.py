@@ -30,6 +30,10 @@ DEFAULT_LR_FRACTION = 0.05
 DEFAULT_MU_FRACTION = 0.1
 #: Stalled windows in a row before a decay once objective noise was detected.
 NOISY_PATIENCE = 3
+#: Halvings of mu in a row that must leave the batch spread unshrunk before mu is frozen.
+#: One alone is not enough: on a noise-free run the spread follows mu |grad f|, and |grad f|
+#: can grow by more than sqrt(2) between two levels (seen on a 200-d Rosenbrock).
+NOISE_CONFIRMATIONS = 2
 
 
 def problem_scale(x0: torch.Tensor, lower: torch.Tensor | None, upper: torch.Tensor | None) -> float:
@@ -80,9 +84,10 @@ class ZoAR:
         On a noisy objective, shrinking ``mu`` below the noise only amplifies it
         (the estimate scales like noise / mu): when halving ``mu`` does not shrink
         the spread of the batch values (by at least :math:`1/\sqrt 2`, the
-        midpoint between a noise-free halving and no change), ``mu`` is frozen at
-        that level (:attr:`mu_floor`) and only ``lr`` keeps adapting, with a step
-        control that decays only after 3 stalled windows in a row.
+        midpoint between a noise-free halving and no change) at two halvings in a
+        row, ``mu`` is frozen at the first of those levels (:attr:`mu_floor`) and
+        only ``lr`` keeps adapting, with a step control that decays only after 3
+        stalled windows in a row.
     update : {"adam", "radazo", "sgd"} or UpdateRule
     betas, eps, bias_correction
         Moment parameters of adam/radazo.
@@ -175,6 +180,7 @@ class ZoAR:
         self.mu_floor = 0.0
         self._spread = [0.0, 0]  # sum and count of batch standard deviations at the current mu
         self._prev_level: tuple[float, float] | None = None  # (mu, mean spread) of the last level
+        self._flat: tuple[int, float] = (0, 0.0)  # halvings in a row that left the spread, first such mu
         self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
         self._last_step_norm = 0.0
 
@@ -293,7 +299,8 @@ class ZoAR:
             self.history.clear()
 
     def _new_mu_level(self, mu_before: float) -> None:
-        """Freeze ``mu`` when the last halving left the batch spread unchanged (noise floor)."""
+        """Freeze ``mu`` once ``NOISE_CONFIRMATIONS`` halvings in a row left the batch
+        spread unshrunk (a noise floor), at the first level where it stopped shrinking."""
         total, count = self._spread
         if count == 0:
             return
@@ -301,8 +308,13 @@ class ZoAR:
         prev = self._prev_level
         if prev is not None and prev[0] > mu_before and prev[1] > 0:
             if spread / prev[1] > math.sqrt(mu_before / prev[0]):
-                self.mu_floor = max(self.mu_floor, mu_before)
-                self.control.patience = NOISY_PATIENCE
+                n, first_mu = self._flat
+                self._flat = (n + 1, first_mu if n else mu_before)
+                if self._flat[0] >= NOISE_CONFIRMATIONS:
+                    self.mu_floor = max(self.mu_floor, self._flat[1])
+                    self.control.patience = NOISY_PATIENCE
+            else:
+                self._flat = (0, 0.0)
         self._prev_level = (mu_before, spread)
         self._spread = [0.0, 0]
 
@@ -317,4 +329,5 @@ class ZoAR:
         gen = torch.Generator(device=device)
         gen.set_state(gstate)
         state["generator"] = gen
+        state.setdefault("_flat", (0, 0.0))  # states pickled before the confirmation rule
         self.__dict__.update(state)
