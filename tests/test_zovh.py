@@ -115,4 +115,3 @@ def test_noise_free_rosenbrock_does_not_freeze_mu():
     res = minimize(rosen, x0, method=zs.zovh, options=dict(maxfev=20_000, seed=0))
     assert res.state.mu_floor == 0.0
     assert res.nfev == 20_000 and res.fun < rosen(res.x) + 1e-12
-
