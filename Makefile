@@ -33,10 +33,10 @@ docs: $(STAMP)
 	$(PY) -m sphinx -W --keep-going -b html -q docs docs/_build/html
 
 bench-quick: $(STAMP)
-	$(PY) -m zo_scipy.bench --quick
+	$(PY) -m benchmarks --quick
 
 bench: $(STAMP)
-	$(PY) -m zo_scipy.bench
+	$(PY) -m benchmarks
 
 clean:
 	rm -rf $(VENV) docs/_build demo-output .pytest_cache

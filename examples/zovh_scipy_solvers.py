@@ -1,4 +1,4 @@
-"""ZoVH as a curvature provider: SciPy's trust-region and Newton solvers without derivatives.
+"""ZoVHCurvature: SciPy's trust-region and Newton solvers without derivatives.
 
 One batch of queries per point gives the gradient (central differences along random
 directions) and a Hessian model (ZoVH with a running-model control variate); grad,
@@ -20,14 +20,14 @@ methods = ["trust-ncg", "trust-constr"] if QUICK else ["trust-ncg", "trust-krylo
                                                        "trust-constr", "newton-cg", "dogleg"]
 
 for method in methods:
-    curv = zs.ZoVH(rosen, seed=0)  # defaults: 2d evaluations per new point
+    curv = zs.ZoVHCurvature(rosen, seed=0)  # defaults: 2d evaluations per new point
     res = minimize(rosen, np.zeros(d), method=method, options={"maxiter": 3000}, **curv.hooks(method))
-    total = res.nfev + curv.nfev  # the solver's own calls plus the provider's queries
+    total = res.nfev + curv.nfev  # the solver's own calls plus the hooks' queries
     gnorm = np.linalg.norm(rosen_der(res.x))
     print(f"{method:13s} f = {res.fun:.2e}  |grad| = {gnorm:.1e}  evaluations = {total}")
     assert res.fun < 1e-4, (method, res.fun)
 
 # The hooks can also be passed by hand:
-curv = zs.ZoVH(rosen, seed=1)
+curv = zs.ZoVHCurvature(rosen, seed=1)
 res = minimize(rosen, np.zeros(d), method="trust-ncg", jac=curv.grad, hessp=curv.hessp)
 print(f"by hand: trust-ncg f = {res.fun:.2e} with {res.nfev + curv.nfev} evaluations")

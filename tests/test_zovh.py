@@ -10,7 +10,7 @@ import torch
 from scipy.optimize import OptimizeWarning, minimize
 
 import zo_scipy as zs
-from zo_scipy.core.zovh import ZoVHOptimizer
+from zo_scipy.core.zovh import CurvatureZoAR
 
 
 def quad(x):
@@ -24,7 +24,7 @@ def test_registered_and_minimizes_a_quadratic():
     assert res.nfev <= 3000 and np.all(np.isfinite(res.x))
     # f(x0) = 27.5; a seed-0 run reaches < 1e-2 (measured 2e-4)
     assert res.fun < 1e-2 and res.fun == pytest.approx(quad(res.x))
-    assert isinstance(res.state, ZoVHOptimizer)
+    assert isinstance(res.state, CurvatureZoAR)
 
 
 @pytest.mark.parametrize("opts", [dict(inverse="woodbury"), dict(lam=0.5), dict(correction=False),
@@ -95,7 +95,7 @@ def test_auto_lam_is_a_bounded_correction():
     # lam="auto" sets lambda = 10 median |c_i||u_i|^2, so the step lam*d stays within
     # a factor ~1 of the gradient g (curvature a bounded correction): |lam d| / |g| in
     # [0.5, 2] on a random buffer.
-    opt = ZoVHOptimizer(torch.zeros(30), num_queries=10, num_histories=0, seed=0, mu=0.1)
+    opt = CurvatureZoAR(torch.zeros(30), num_queries=10, num_histories=0, seed=0, mu=0.1)
     X = opt.ask()
     opt.tell(torch.as_tensor([quad(x.numpy() + 1.0) for x in X]))
     from zo_scipy.core.estimators import zoar_gradient

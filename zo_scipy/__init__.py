@@ -6,11 +6,11 @@ The public surface is curated here; everything else lives in private modules.
 from __future__ import annotations
 
 from . import core
+from ._curvature_hooks import ZoVHCurvature
 from ._minimize import METHODS, minimize, register_method
 from ._status import Status
 from ._zoar import zoar
 from ._zovh import zovh
-from ._zovh_provider import ZoVH
 from .core.zoar import ZoAR
 
 __version__ = "0.1.0"
@@ -18,4 +18,4 @@ __version__ = "0.1.0"
 register_method("zoar", zoar)
 register_method("zovh", zovh)
 
-__all__ = ["METHODS", "Status", "ZoAR", "ZoVH", "core", "minimize", "register_method", "zoar", "zovh", "__version__"]
+__all__ = ["METHODS", "Status", "ZoAR", "ZoVHCurvature", "core", "minimize", "register_method", "zoar", "zovh", "__version__"]

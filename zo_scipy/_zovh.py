@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from scipy.optimize import OptimizeResult
 
-from . import _validation as v
+from . import _validation as validation
 from ._zoar import zoar
-from .core.zovh import INVERSES, ZoVHOptimizer
+from .core.zovh import INVERSES, CurvatureZoAR
 
 
 def zovh(
@@ -26,7 +26,7 @@ def zovh(
     lam: float | str = "auto",
     inverse: str = "sherman-morrison",
     correction: bool = True,
-    resume: ZoVHOptimizer | None = None,
+    resume: CurvatureZoAR | None = None,
     **options: Any,
 ) -> OptimizeResult:
     r"""Minimize a scalar function with ZoVH's curvature-aware zeroth-order method.
@@ -68,8 +68,8 @@ def zovh(
         (an ``M x M`` solve).
     correction : bool
         Leave-one-out correction :math:`p_i` (default True). Without it the step
-        collapses in high dimension (spec 3.iv); False is for comparisons only.
-    resume : ZoVHOptimizer
+        collapses in high dimension (``docs/zovh.md``); False is for comparisons only.
+    resume : CurvatureZoAR
         Continue from ``res.state`` of an earlier ``zovh`` run.
     maxfev, maxiter, num_queries, num_histories, mu, lr, adapt_mu, update, betas, eps,
     bias_correction, schedule, xtol, tol, directions, normalization, seed, rng, device,
@@ -84,15 +84,15 @@ def zovh(
     OptimizeResult
         As :func:`zo_scipy.zoar`: ``x`` (best evaluated point), ``fun``, ``nfev``,
         ``nit``, ``success``, ``status``, ``message``, ``x_iterate``, ``lr``, ``mu``,
-        ``n_nonfinite`` and ``state`` (a picklable :class:`~zo_scipy.core.zovh.ZoVHOptimizer`).
+        ``n_nonfinite`` and ``state`` (a picklable :class:`~zo_scipy.core.zovh.CurvatureZoAR`).
         ``x`` is never NaN.
     """
     if lam != "auto":
-        lam = float(v.check_positive("lam", lam))  # type: ignore[arg-type]
-    inverse = v.check_choice("inverse", inverse, INVERSES)
-    correction = v.check_bool("correction", correction)
-    if resume is not None and not isinstance(resume, ZoVHOptimizer):
+        lam = cast(float, validation.check_positive("lam", lam))  # None only with allow_none
+    inverse = validation.check_choice("inverse", inverse, INVERSES)
+    correction = validation.check_bool("correction", correction)
+    if resume is not None and not isinstance(resume, CurvatureZoAR):
         raise ValueError(f"option 'resume' must be the `state` of an earlier zovh result, got {type(resume).__name__}")
-    factory = functools.partial(ZoVHOptimizer, lam=lam, inverse=inverse, correction=correction)
+    factory = functools.partial(CurvatureZoAR, lam=lam, inverse=inverse, correction=correction)
     return zoar(fun, x0, args, jac, hess, hessp, bounds, constraints, callback, resume=resume,
                 _method=("zovh", factory), **options)

@@ -1,4 +1,4 @@
-"""ZoVH Hessian suite in low-rank form (zo_scipy.core.hessian).
+"""ZoVH Hessian estimators (zo_scipy.core.hessian); the low-rank algebra is tested in test_lowrank.py.
 
 Statistical tests use fixed seeds; each tolerance is derived in a comment from the
 estimator's variance, never tuned.
@@ -14,11 +14,11 @@ import torch
 from zo_scipy.core.directions import make_generator, sample_directions
 from zo_scipy.core.estimators import zoar_gradient
 from zo_scipy.core.hessian import (
-    LowRankHessian, SymmetricOperator, classical_budget_split, classical_hessian, hizoo_diagonal_update,
-    inverse_hessian_gradient, orthogonal_directions, positive_definite, sherman_morrison_coefficients,
-    sherman_morrison_solve, woodbury_solve, zovh_gradient, zovh_hessian, zovh_hessian_reuse,
+    inverse_hessian_gradient, orthogonal_directions, sherman_morrison_coefficients, sherman_morrison_solve,
+    zovh_gradient, zovh_hessian, zovh_hessian_reuse,
 )
 from zo_scipy.core.history import QueryHistory
+from zo_scipy.core.lowrank import LowRankHessian, woodbury_solve
 
 f64 = torch.float64
 
@@ -32,6 +32,14 @@ def _spd(d: int, seed: int, lo: float = 1.0, hi: float = 4.0) -> torch.Tensor:
 def _quad_values(A: torch.Tensor, b: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """f(x) = 0.5 x^T A x + b^T x on the rows of X."""
     return 0.5 * ((X @ A) * X).sum(-1) + X @ b
+
+
+class _DiagonalOperator:
+    """diag(lam) known only through products (the lowrank SymmetricOperatorLike protocol)."""
+
+    def __init__(self, lam: torch.Tensor) -> None:
+        self.diagonal, self.fro2 = lam, float(lam @ lam)
+        self.matmat = lambda V: lam[:, None] * V
 
 
 def _replicates(A, b, x, M, mu, R, seed, *, antithetic=False, normalizer=None):
@@ -51,31 +59,6 @@ def _replicates(A, b, x, M, mu, R, seed, *, antithetic=False, normalizer=None):
             H = H.scaled((M - 1) / normalizer)
         out[r] = H.dense()
     return out
-
-
-# ---------------------------------------------------------------------------------------
-# Low-rank algebra is exact
-# ---------------------------------------------------------------------------------------
-def test_low_rank_algebra_matches_dense():
-    gen = make_generator(1)
-    d, M = 9, 4
-    U = torch.randn(M, d, generator=gen, dtype=f64)
-    c = torch.randn(M, generator=gen, dtype=f64)
-    A = _spd(d, 2)
-    for diag in (0.0, -0.4, torch.rand(d, generator=gen, dtype=f64)):
-        H = LowRankHessian(U, c, diag)
-        Hd = H.dense()
-        v = torch.randn(d, generator=gen, dtype=f64)
-        V = torch.randn(d, 3, generator=gen, dtype=f64)
-        torch.testing.assert_close(H.matvec(v), Hd @ v, rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(H.matvec(V), Hd @ V, rtol=1e-12, atol=1e-12)
-        assert H.frobenius_norm() == pytest.approx(float(Hd.norm()), rel=1e-12)
-        assert H.trace() == pytest.approx(float(Hd.trace()), rel=1e-12, abs=1e-12)
-        assert H.frobenius_error(A) == pytest.approx(float((Hd - A).norm()), rel=1e-10)
-        op = SymmetricOperator(matmat=lambda X: A @ X, diagonal=A.diagonal(), fro2=float(A.pow(2).sum()))
-        assert H.frobenius_error(op) == pytest.approx(float((Hd - A).norm()), rel=1e-10)
-        other = LowRankHessian(U[:2] + 1, c[:2], 0.3)
-        assert H.frobenius_error(other) == pytest.approx(float((Hd - other.dense()).norm()), rel=1e-10)
 
 
 # ---------------------------------------------------------------------------------------
@@ -120,30 +103,8 @@ def test_frobenius_error_falls_like_inverse_sqrt_queries():
 
 
 # ---------------------------------------------------------------------------------------
-# Regularized inverse
+# The authors' Sherman-Morrison form
 # ---------------------------------------------------------------------------------------
-def test_woodbury_matches_numpy_solve_including_zero_weights():
-    d, M, mu, lam = 7, 5, 0.1, 0.8
-    gen = make_generator(11)
-    A = _spd(d, 4)
-    x = torch.ones(d, dtype=f64)
-    U = sample_directions(M, d, generator=gen)
-    y = _quad_values(A, torch.zeros(d, dtype=f64), x + mu * U)
-    y[2] = y[torch.arange(M) != 2].mean()  # makes y_2 = ybar: h_2 = 0 exactly
-    H = zovh_hessian(U, y, mu)
-    assert float(H.coef[2]) == 0.0
-    Hd = H.dense().numpy()
-    for v in (torch.randn(d, generator=gen, dtype=f64), torch.randn(d, 3, generator=gen, dtype=f64)):
-        ref = np.linalg.solve(Hd + lam * np.eye(d), v.numpy())
-        got = woodbury_solve(H, v, lam).numpy()
-        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10 * np.abs(ref).max())
-    # with a diagonal part (the Levenberg-damped PD surrogate) as well
-    P = positive_definite(H, damping=0.25)
-    v = torch.randn(d, generator=gen, dtype=f64)
-    ref = np.linalg.solve(P.dense().numpy() + lam * np.eye(d), v.numpy())
-    np.testing.assert_allclose(woodbury_solve(P, v, lam).numpy(), ref, rtol=1e-10, atol=1e-12)
-
-
 def test_sherman_morrison_exact_for_orthogonal_and_guarded():
     d, M, lam = 8, 3, 0.5
     gen = make_generator(2)
@@ -269,7 +230,7 @@ def test_leave_one_out_identity_and_min_queries():
 
 
 def test_leave_one_out_prevents_step_collapse_in_high_dimension():
-    # Spec 3.iv: at the authors' settings (K=3, N=3 -> M=12, mu=lam=0.1) on 0.5|x|^2 in
+    # At the authors' settings (K=3, N=3 -> M=12, mu=lam=0.1) on 0.5|x|^2 in
     # high d, the plug-in p_i = u_i^T g contains w_i |u_i|^2 ~ d w_i, whose Sherman-Morrison
     # term cancels most of g: |d| / |g/lam| collapses (0.01-0.03 at d = 1e4). With the
     # leave-one-out p_i the correction is O(1/sqrt d) and the ratio stays near 1.
@@ -288,69 +249,6 @@ def test_leave_one_out_prevents_step_collapse_in_high_dimension():
     assert max(ratios[False]) < 0.2, ratios
 
 
-# ---------------------------------------------------------------------------------------
-# Positive-definite variants
-# ---------------------------------------------------------------------------------------
-def test_positive_definite_clip_abs_damping():
-    d, M = 10, 4
-    gen = make_generator(10)
-    U = torch.randn(M, d, generator=gen, dtype=f64)
-    c = torch.tensor([1.0, -2.0, 0.5, -0.1], dtype=f64)
-    H = LowRankHessian(U, c)
-    ev = torch.linalg.eigvalsh(H.dense())
-    nz = ev[ev.abs() > 1e-9]
-    clip = torch.linalg.eigvalsh(positive_definite(H, method="clip").dense())
-    torch.testing.assert_close(torch.sort(clip[clip.abs() > 1e-9])[0], torch.sort(nz[nz > 0])[0])
-    ab = torch.linalg.eigvalsh(positive_definite(H, method="abs").dense())
-    torch.testing.assert_close(torch.sort(ab[ab.abs() > 1e-9])[0], torch.sort(nz.abs())[0])
-    damped = positive_definite(H, damping=0.05)
-    assert float(torch.linalg.eigvalsh(damped.dense()).min()) >= 0.05 - 1e-12
-    # a PSD estimate is left unchanged by clipping
-    Hp = LowRankHessian(U, c.abs())
-    torch.testing.assert_close(positive_definite(Hp).dense(), Hp.dense(), rtol=1e-10, atol=1e-10)
-    with pytest.raises(ValueError, match="method"):
-        positive_definite(H, method="nope")  # type: ignore[arg-type]
-
-
-# ---------------------------------------------------------------------------------------
-# Classical estimators on the same query machinery
-# ---------------------------------------------------------------------------------------
-def test_classical_estimators_bias():
-    # On a quadratic: S1, S2, S3 are unbiased for A; CD has mean A + tr(A)/2 I.
-    # 5-sigma bands per entry from R replicates (as in the ZoVH test above).
-    d, mu, R, K = 4, 0.3, 3000, 5
-    A = _spd(d, 12)
-    b = torch.tensor([0.5, -0.5, 0.2, 0.0], dtype=f64)
-    x = torch.tensor([0.2, 0.1, -0.3, 0.4], dtype=f64)
-    gen = make_generator(12)
-    f0 = float(_quad_values(A, b, x[None])[0])
-    target = {"cd": A + A.trace() / 2 * torch.eye(d, dtype=f64), "s1": A, "s2": A, "s3": A}
-    for kind, expect in target.items():
-        n = classical_budget_split(kind, K)
-        Hs = torch.empty(R, d, d, dtype=f64)
-        for r in range(R):
-            U = sample_directions(n, d, generator=gen)
-            yp = _quad_values(A, b, x + mu * U)
-            ym = _quad_values(A, b, x - mu * U)
-            Hs[r] = classical_hessian(kind, U, mu, y_plus=yp, y_minus=ym, f0=f0).dense()  # type: ignore[arg-type]
-        mean, se = Hs.mean(0), Hs.std(0) / math.sqrt(R)
-        assert bool(((mean - expect).abs() <= 5 * se).all()), kind
-    assert classical_budget_split("cd", 3) == 1 and classical_budget_split("s2", 3) == 2
-    with pytest.raises(ValueError, match="too small"):
-        classical_budget_split("cd", 2)
-
-
-def test_hizoo_diagonal_stays_positive():
-    d = 5
-    gen = make_generator(13)
-    h = torch.ones(d, dtype=f64)
-    for _ in range(50):
-        U = sample_directions(1, d, generator=gen)
-        h = hizoo_diagonal_update(h, U, torch.tensor([3.0], dtype=f64), torch.tensor([-5.0], dtype=f64), 0.0, 0.1,
-                                  rate=0.1)
-    assert bool((h > 0).all()) and not torch.allclose(h, torch.ones(d, dtype=f64))
-
-
 def test_unbiased_and_inverse_sqrt_at_large_d():
     # d = 2000, never dense: (1) E[v^T H_est w] = v^T A w for fixed v, w (the mean of R iid
     # bilinear forms, 5-sigma band from their sample sd); (2) the Frobenius error, via the
@@ -360,7 +258,7 @@ def test_unbiased_and_inverse_sqrt_at_large_d():
     d, mu = 2000, 0.1
     gen = make_generator(21)
     lam = torch.linspace(1, 3, d, dtype=f64)  # A = diag(lam): matvec and Frobenius cheap
-    A_op = SymmetricOperator(matmat=lambda V: lam[:, None] * V, diagonal=lam, fro2=float(lam @ lam))
+    A_op = _DiagonalOperator(lam)
     x = torch.full((d,), 0.05, dtype=f64)
     f = lambda X: 0.5 * (X * X * lam).sum(-1)  # noqa: E731
     v = torch.randn(d, generator=gen, dtype=f64)

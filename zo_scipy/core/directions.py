@@ -70,17 +70,18 @@ def sample_directions(
         full = (m // d) * d
         if full:  # all complete blocks in one batched QR
             blocks = out[:full].view(m // d, d, d)
-            blocks.copy_(_haar_frames(blocks.transpose(1, 2)).transpose(1, 2) * d**0.5)
+            blocks.copy_(haar_frames(blocks.transpose(1, 2)).transpose(1, 2) * d**0.5)
         if full < m:
             rest = out[full:]
-            rest.copy_(_haar_frames(rest.T).T * d**0.5)
+            rest.copy_(haar_frames(rest.T).T * d**0.5)
         return out
     raise ValueError(f"directions must be one of {DIRECTION_KINDS}, got {kind!r}")
 
 
-def _haar_frames(G: torch.Tensor) -> torch.Tensor:
-    """Orthonormal columns from Gaussian ``(..., d, k)`` matrices by QR; fixing the signs by
-    ``diag(R)`` makes the frame Haar-distributed."""
+def haar_frames(G: torch.Tensor) -> torch.Tensor:
+    """Orthonormal columns from Gaussian ``(..., d, k)`` matrices by QR. QR alone is not
+    Haar-distributed (its sign convention biases the frame); flipping each column by the
+    sign of ``diag(R)`` makes it so (a zero diagonal counts as +)."""
     q, r = torch.linalg.qr(G)
     signs = torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))
     return q * torch.where(signs == 0, torch.ones_like(signs), signs).unsqueeze(-2)

@@ -1,6 +1,6 @@
-r"""ZoVH's curvature-aware method as an ask/tell optimizer (spec section 3.iv-v).
+r"""ZoVH's curvature-aware method as an ask/tell optimizer (the ZoVH paper's update).
 
->>> opt = ZoVHOptimizer(torch.zeros(3), lam=0.1, seed=0)
+>>> opt = CurvatureZoAR(torch.zeros(3), lam=0.1, seed=0)
 >>> X = opt.ask()
 >>> opt.tell(torch.stack([f(x) for x in X]))
 
@@ -24,13 +24,14 @@ from typing import Any
 import torch
 
 from .estimators import zoar_gradient
-from .hessian import inverse_hessian_gradient, woodbury_solve, zovh_hessian
+from .hessian import inverse_hessian_gradient, zovh_hessian
+from .lowrank import LowRankHessian, woodbury_solve
 from .zoar import ZoAR
 
 INVERSES: tuple[str, ...] = ("sherman-morrison", "woodbury")
 
 
-class ZoVHOptimizer(ZoAR):
+class CurvatureZoAR(ZoAR):
     r"""ZoAR's loop with ZoVH's curvature-aware direction :math:`d \approx (\lambda I + \hat H)^{-1} g`.
 
     Parameters
@@ -60,7 +61,7 @@ class ZoVHOptimizer(ZoAR):
     The direction needs :math:`M \ge 3` buffered queries; with fewer (the first
     iteration of a run with ``num_queries < 3``) the plain gradient :math:`g/\lambda`
     is used. At the authors' settings :math:`|h_i| d \gg \lambda (M-1)` and
-    :math:`d \approx g/\lambda` (spec 3.iv): the update then behaves like ZoAR with the
+    :math:`d \approx g/\lambda` (``docs/zovh.md``): the update then behaves like ZoAR with the
     step :math:`\text{lr}/\lambda` (with ``update="adam"`` the scale cancels).
     """
 
@@ -77,13 +78,13 @@ class ZoVHOptimizer(ZoAR):
         self.correction = bool(correction)
 
     #: ``lam="auto"``: :math:`\lambda_t` = ``AUTO_LAM_FACTOR`` times the median of
-    #: :math:`|c_i| |u_i|^2`. ``python -m zo_scipy.bench --suite hessian`` (study "methods"):
+    #: :math:`|c_i| |u_i|^2`. In the hessian benchmark suite (study "methods", ``docs/zovh.md``)
     #: the authors' fixed 0.1 stalled on a 20-d Rosenbrock (19.9 from 19.0 in 20 000
     #: evaluations; zoar 11.2, this factor 11.3) and was 20x worse on a 50-d quadratic;
     #: a factor 1 also stalled there in development runs.
     AUTO_LAM_FACTOR = 10.0
 
-    def current_lam(self, H: Any = None) -> float:
+    def current_lam(self, H: LowRankHessian | None = None) -> float:
         r"""The :math:`\lambda` used for the current buffer."""
         if self.lam != "auto":
             return float(self.lam)

@@ -2,7 +2,8 @@ r"""Optuna samplers at equal trial counts on a 50-dimensional continuous problem
 
 Compares :class:`zo_scipy.integrations.optuna.ZoARSampler` (defaults) with
 Optuna's ``TPESampler``, ``CmaEsSampler``, ``GPSampler`` and ``RandomSampler``
-(all defaults, same seed) on a rotated, shifted ellipsoid in :math:`[-5, 5]^{50}`,
+(all defaults, same seed) on the registry's rotated, shifted ellipsoid
+(:func:`benchmarks._problems.shifted_ellipsoid`) in :math:`[-5, 5]^{50}`,
 
 .. math:: f(x) = \sum_{i=1}^{d} 10^{2 (i-1)/(d-1)} \bigl(R (x - x^*)\bigr)_i^2,
 
@@ -20,14 +21,17 @@ with ``"skipped"``.
 """
 from __future__ import annotations
 
+import functools
 import math
-import pathlib
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from ._harness import Cell
+from ._problems import shifted_ellipsoid
 
 NAME = "optuna"
 DESCRIPTION = "ZoARSampler vs Optuna's TPE, CMA-ES, GP, Random at equal trials (d = 50)"
@@ -36,20 +40,6 @@ DIM = 50
 FULL = dict(n_trials=2000, gp_trials=200, seeds=[0, 1, 2], checkpoints=[100, 200, 500, 1000, 2000])
 QUICK = dict(n_trials=60, gp_trials=12, seeds=[0], checkpoints=[20, 60])
 METHODS = ("zoar", "tpe", "cmaes", "gp", "random")
-
-
-def make_problem(d: int = DIM) -> Callable[[np.ndarray], float]:
-    """The rotated, shifted ellipsoid of the module docstring (fixed instance)."""
-    rng = np.random.default_rng(20261123)
-    R, _ = np.linalg.qr(rng.standard_normal((d, d)))
-    x_star = rng.uniform(-3.0, 3.0, d)
-    w = 10.0 ** (2.0 * np.arange(d) / max(d - 1, 1))
-
-    def f(x: np.ndarray) -> float:
-        z = R @ (x - x_star)
-        return float(np.sum(w * z * z))
-
-    return f
 
 
 def _sampler(method: str, seed: int) -> Any:
@@ -116,7 +106,7 @@ def run_cell(method: str, seed: int, n_trials: int, checkpoints: list[int],
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    f = make_problem(d)
+    f = shifted_ellipsoid(d)
     names = [f"x{i}" for i in range(d)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # GPSampler/CmaEs experimental warnings
@@ -144,35 +134,24 @@ def run_cell(method: str, seed: int, n_trials: int, checkpoints: list[int],
             "trace": [[int(n), float(values[n - 1])] for n in trace_at if n <= n_trials]}
 
 
-def run(*, quick: bool, out_dir: pathlib.Path, seeds: list[int] | None = None,
-        progress: bool = False) -> list[dict]:
-    """All cells; ``gp`` runs ``gp_trials`` only (its later checkpoints are skipped rows)."""
-    cfg = QUICK if quick else FULL
-    seeds = list(cfg["seeds"]) if seeds is None else seeds
-    rows: list[dict] = []
+def _cell(method: str, seed: int, n: int, checkpoints: list[int]) -> dict[str, Any]:
     try:
-        import optuna  # noqa: F401
-    except ImportError as e:
-        return [{"suite": NAME, "method": m, "problem": f"rotated-ellipsoid-{DIM}d", "seed": s,
-                 "skipped": f"optuna not installed ({e})"} for m in METHODS for s in seeds]
-    cells = [(m, s) for s in seeds for m in METHODS]
-    bar = None
-    if progress:
-        from tqdm import tqdm
+        return run_cell(method, seed, n, checkpoints)
+    except ImportError as e:  # optuna missing, or CmaEsSampler without the `cmaes` package
+        return {"suite": NAME, "method": method, "problem": f"rotated-ellipsoid-{DIM}d", "seed": seed,
+                "skipped": f"missing dependency: {e}"}
 
-        bar = tqdm(total=len(cells), desc=NAME)
-    for method, seed in cells:
-        n = cfg["gp_trials"] if method == "gp" else cfg["n_trials"]
-        try:
-            rows.append(run_cell(method, seed, n, sorted({c for c in cfg["checkpoints"] if c <= n} | {n})))
-        except ImportError as e:  # e.g. CmaEsSampler without the `cmaes` package
-            rows.append({"suite": NAME, "method": method, "problem": f"rotated-ellipsoid-{DIM}d",
-                         "seed": seed, "skipped": f"missing dependency: {e}"})
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        bar.close()
-    return rows
+
+def cells(*, quick: bool, seeds: list[int] | None) -> list[Cell]:
+    """One cell per (method, seed); ``gp`` runs ``gp_trials`` only."""
+    cfg = QUICK if quick else FULL
+    out = []
+    for seed in (cfg["seeds"] if seeds is None else seeds):
+        for method in METHODS:
+            n = cfg["gp_trials"] if method == "gp" else cfg["n_trials"]
+            cps = sorted({c for c in cfg["checkpoints"] if c <= n} | {n})
+            out.append(Cell(f"{method}|{seed}|{n}", functools.partial(_cell, method, seed, n, cps)))
+    return out
 
 
 def _median(xs: list[float]) -> float:
@@ -186,7 +165,7 @@ def _fmt(v: float) -> str:
 def report(rows: list[dict], *, command: str) -> str:
     """Markdown: median best value at each checkpoint, and sampler time per trial."""
     done = [r for r in rows if "skipped" not in r]
-    lines = [f"## Optuna samplers, d = {DIM} (`{command}`)", ""]
+    lines = [f"## Optuna samplers, d = {DIM}", "", f"```\n{command}\n```", ""]
     skipped = [r for r in rows if "skipped" in r]
     if not done:
         return "\n".join(lines + ["No cell ran: " + "; ".join(sorted({r['skipped'] for r in skipped}))])
@@ -215,36 +194,3 @@ def report(rows: list[dict], *, command: str) -> str:
     if skipped:
         lines += ["", "Skipped: " + "; ".join(sorted({f"{r['method']}: {r['skipped']}" for r in skipped}))]
     return "\n".join(lines) + "\n"
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Run chosen cells one by one, appending each row to a JSON-lines file as it finishes.
-
-    ``python -m zo_scipy.bench.suite_optuna --methods zoar,tpe --seeds 1,2 --out rows.jsonl``
-    (full-size cells). ``--report`` prints the Markdown report of the rows in ``--out``
-    files instead. For long runs that should keep what finished if they are stopped.
-    """
-    import argparse
-    import json
-
-    p = argparse.ArgumentParser(prog="python -m zo_scipy.bench.suite_optuna")
-    p.add_argument("--methods", default=",".join(METHODS))
-    p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--out", action="append", required=True, help="JSON-lines file (repeatable with --report)")
-    p.add_argument("--report", action="store_true")
-    p.add_argument("--command", default="", help="command to print in the report heading")
-    args = p.parse_args(argv)
-    if args.report:
-        rows = [json.loads(line) for path in args.out for line in open(path, encoding="utf-8") if line.strip()]
-        print(report(rows, command=args.command or " ".join(["python -m zo_scipy.bench.suite_optuna", *(argv or [])])))
-        return
-    for seed in [int(s) for s in args.seeds.split(",")]:
-        for method in args.methods.split(","):
-            n = FULL["gp_trials"] if method == "gp" else FULL["n_trials"]
-            row = run_cell(method, seed, n, sorted({c for c in FULL["checkpoints"] if c <= n} | {n}))
-            with open(args.out[0], "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row) + "\n")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""zo_scipy.ZoVH as a curvature provider for SciPy's solvers."""
+"""zo_scipy.ZoVHCurvature: zeroth-order curvature hooks for SciPy's solvers."""
 from __future__ import annotations
 
 import resource
@@ -12,9 +12,9 @@ from scipy.optimize import minimize, rosen, rosen_der
 from scipy.sparse.linalg import LinearOperator
 
 import zo_scipy as zs
-from zo_scipy._zovh_provider import SOLVER_HOOKS, ZoVH
+from zo_scipy._curvature_hooks import SOLVER_HOOKS, ZoVHCurvature
 
-SOLVERS = list(SOLVER_HOOKS)  # API_NOTES' table: every method that takes hess or hessp
+SOLVERS = list(SOLVER_HOOKS)  # every SciPy method that takes hess or hessp
 
 
 def rosen_batch(X: np.ndarray) -> np.ndarray:
@@ -31,11 +31,11 @@ def _ill_quadratic(d: int = 100, cond: float = 1e3):
 
 @pytest.mark.parametrize("method", SOLVERS)
 def test_solvers_converge_on_rosenbrock_20(method):
-    # |grad f(0)| = 8.7; seed 0 runs measured 19-24k provider evaluations (20 antithetic
+    # |grad f(0)| = 8.7; seed 0 runs measured 19-24k hook evaluations (20 antithetic
     # pairs per point) and final |grad f| <= 3.7e-2 (trust-krylov; the others <= 2e-3):
     # the solvers stop ("bad approximation") once the central-difference gradient's
     # round-off, ~eps |f| / mu amplified by cond(V), is comparable to |grad f|.
-    curv = ZoVH(rosen_batch, vectorized=True, seed=0)
+    curv = ZoVHCurvature(rosen_batch, vectorized=True, seed=0)
     res = minimize(rosen, np.zeros(20), method=method, options={"maxiter": 3000}, **curv.hooks(method))
     assert np.linalg.norm(rosen_der(res.x)) < 5e-2
     assert res.fun < 1e-4
@@ -49,10 +49,10 @@ def test_solvers_converge_on_rosenbrock_20(method):
 @pytest.mark.parametrize("method", [m for m in SOLVERS if m != "dogleg"])
 def test_solvers_converge_on_ill_conditioned_quadratic_100(method):
     # cond(A) = 1e2, |grad f(x0)| ~ 3e2; seed 0 runs measured 138-268 points (29-43k
-    # provider evaluations) and final |grad f| <= 4e-3 (newton-cg; the others <= 1e-4).
+    # hook evaluations) and final |grad f| <= 4e-3 (newton-cg; the others <= 1e-4).
     A = _ill_quadratic(cond=1e2)
     f = lambda x: 0.5 * x @ A @ x  # noqa: E731
-    curv = ZoVH(lambda X: 0.5 * ((X @ A) * X).sum(1), vectorized=True, seed=0)
+    curv = ZoVHCurvature(lambda X: 0.5 * ((X @ A) * X).sum(1), vectorized=True, seed=0)
     x0 = np.ones(100)
     res = minimize(f, x0, method=method, options={"maxiter": 2000}, **curv.hooks(method))
     assert np.linalg.norm(A @ res.x) < 1e-2
@@ -60,7 +60,7 @@ def test_solvers_converge_on_ill_conditioned_quadratic_100(method):
 
 
 def test_per_point_cache_shares_one_batch():
-    curv = ZoVH(rosen, num_queries=10, seed=1)
+    curv = ZoVHCurvature(rosen, num_queries=10, seed=1)
     x = np.linspace(-1, 1, 6)
     g = curv.grad(x)
     n = curv.nfev
@@ -78,18 +78,18 @@ def test_per_point_cache_shares_one_batch():
 
 def test_hess_formats_inv_hessp_and_pd():
     d = 8
-    curv = ZoVH(rosen, seed=2, hess_format="operator")
+    curv = ZoVHCurvature(rosen, seed=2, hess_format="operator")
     x = np.full(d, 0.5)
     op = curv.hess(x)
     assert isinstance(op, LinearOperator)
-    dense = ZoVH(rosen, seed=2).hess(x)  # same seed, same queries
+    dense = ZoVHCurvature(rosen, seed=2).hess(x)  # same seed, same queries
     assert isinstance(dense, np.ndarray) and dense.shape == (d, d)
     p = np.arange(d, dtype=float)
     np.testing.assert_allclose(op @ p, dense @ p, rtol=1e-10, atol=1e-8)
     v = np.ones(d)
     np.testing.assert_allclose(curv.inv_hessp(x, v, 3.0), np.linalg.solve(dense + 3.0 * np.eye(d), v),
                                rtol=1e-8, atol=1e-10)
-    pd = ZoVH(rosen, seed=2, positive_definite="abs", damping=1e-3).hess(x)
+    pd = ZoVHCurvature(rosen, seed=2, positive_definite="abs", damping=1e-3).hess(x)
     assert np.linalg.eigvalsh(pd).min() >= 1e-3 - 1e-9
     np.testing.assert_allclose(np.abs(np.linalg.eigvalsh(pd - 1e-3 * np.eye(d))),
                                np.sort(np.abs(np.linalg.eigvalsh(dense))), rtol=1e-8, atol=1e-8)
@@ -99,11 +99,11 @@ def test_hess_formats_inv_hessp_and_pd():
 
 
 def test_low_rank_model_and_large_d_hessp_memory():
-    # d = 10^6, M = 8: the provider stores U (at most max_rank = 16 rows) and weights,
+    # d = 10^6, M = 8: the model stores U (at most max_rank = 16 rows) and weights,
     # ~16 * 8 MB, never d x d (8 TB). Check both the Python-side peak (tracemalloc tracks
     # numpy) and the process's resident high-water mark, far below even 1e-3 of d*d*8.
     d = 10**6
-    curv = ZoVH(lambda X: 0.5 * (X**2).sum(1), vectorized=True, num_queries=8, max_rank=16, seed=3, mu=1e-3)
+    curv = ZoVHCurvature(lambda X: 0.5 * (X**2).sum(1), vectorized=True, num_queries=8, max_rank=16, seed=3, mu=1e-3)
     x = np.ones(d)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     tracemalloc.start()
@@ -117,26 +117,26 @@ def test_low_rank_model_and_large_d_hessp_memory():
     tracemalloc.stop()
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     assert hp.shape == (d,) and np.all(np.isfinite(hp))
-    assert curv._model.rank_bound <= 16
+    assert curv.model is not None and curv.model.hessian.rank_bound <= 16
     assert peak < 2e9 and rss1 - rss0 < 4e9  # d*d*8 = 8e12
     assert elapsed < 5.0
 
 
 def test_seed_reproducible_and_bad_input():
-    a = ZoVH(rosen, seed=5).grad(np.ones(4) * 0.3)
-    b = ZoVH(rosen, seed=5).grad(np.ones(4) * 0.3)
+    a = ZoVHCurvature(rosen, seed=5).grad(np.ones(4) * 0.3)
+    b = ZoVHCurvature(rosen, seed=5).grad(np.ones(4) * 0.3)
     np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="num_queries"):
-        ZoVH(rosen, num_queries=5)
+        ZoVHCurvature(rosen, num_queries=5)
     with pytest.raises(ValueError, match="curvature_rate"):
-        ZoVH(rosen, curvature_rate=2.0)
+        ZoVHCurvature(rosen, curvature_rate=2.0)
     with pytest.raises(ValueError, match="positive_definite"):
-        ZoVH(rosen, positive_definite="yes")
+        ZoVHCurvature(rosen, positive_definite="yes")
     with pytest.raises(ValueError, match="hess_format"):
-        ZoVH(rosen, hess_format="sparse")
+        ZoVHCurvature(rosen, hess_format="sparse")
     with pytest.raises(ValueError, match="fun must be callable"):
-        ZoVH(3)  # type: ignore[arg-type]
-    curv = ZoVH(rosen, seed=0)
+        ZoVHCurvature(3)  # type: ignore[arg-type]  # the error path under test
+    curv = ZoVHCurvature(rosen, seed=0)
     curv.grad(np.zeros(3))
     with pytest.raises(ValueError, match="elements"):
         curv.grad(np.zeros(4))
@@ -147,15 +147,15 @@ def test_seed_reproducible_and_bad_input():
     with pytest.raises(ValueError, match="method"):
         curv.hooks("bfgs")
     with pytest.raises(FloatingPointError, match="non-finite"):
-        ZoVH(lambda x: np.inf, seed=0).grad(np.zeros(2))
-    assert zs.ZoVH is ZoVH
+        ZoVHCurvature(lambda x: np.inf, seed=0).grad(np.zeros(2))
+    assert zs.ZoVHCurvature is ZoVHCurvature and not hasattr(zs, "ZoVH")
 
 
 def test_max_evals_is_a_hard_budget():
     from zo_scipy.core.evaluation import BudgetExhausted
 
     calls = []
-    curv = ZoVH(lambda x: calls.append(1) or float(np.sum(x**2)), num_queries=4, max_evals=10, seed=0)
+    curv = ZoVHCurvature(lambda x: calls.append(1) or float(np.sum(x**2)), num_queries=4, max_evals=10, seed=0)
     curv.grad(np.zeros(2))
     curv.grad(np.ones(2))
     with pytest.raises(BudgetExhausted):

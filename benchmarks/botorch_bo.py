@@ -1,4 +1,4 @@
-r"""BoTorch Bayesian optimisation driven directly, as a benchmark peer.
+r"""BoTorch Bayesian optimisation driven directly, as a benchmark peer (``BoTorch-BO``).
 
 One point per iteration: a Sobol initial design of ``n_init`` points, then
 

@@ -1,10 +1,15 @@
-"""The Optuna benchmark suite's cells and report (tiny sizes; the suite's --quick form is
-run by the harness tests)."""
+"""The Optuna benchmark suite's cells and report (tiny sizes)."""
 from __future__ import annotations
 
 import math
 
-from zo_scipy.bench import suite_optuna
+import numpy as np
+import pytest
+
+from benchmarks import _problems as P
+from benchmarks import suite_optuna
+
+pytest.importorskip("optuna")
 
 
 def test_cells_and_report() -> None:
@@ -16,14 +21,17 @@ def test_cells_and_report() -> None:
         assert all(v >= 0 for v in r["overhead_ms"].values())
         assert [n for n, _ in r["trace"]] == sorted(n for n, _ in r["trace"])
     md = suite_optuna.report(rows + [{"method": "gp", "seed": 0, "skipped": "no GP"}],
-                             command="zo-bench --suite optuna")
-    assert md.startswith("## Optuna samplers") and "zo-bench --suite optuna" in md
+                             command="python -m benchmarks --suite optuna")
+    assert md.startswith("## Optuna samplers") and "python -m benchmarks --suite optuna" in md
     assert "| zoar |" in md and "| random |" in md and "gp: no GP" in md
 
 
-def test_problem_instance_is_fixed() -> None:
-    f, g = suite_optuna.make_problem(5), suite_optuna.make_problem(5)
-    x = [0.3, -1.0, 2.0, 0.0, 4.0]
-    import numpy as np
+def test_quick_cells() -> None:
+    keys = [c.key for c in suite_optuna.cells(quick=True, seeds=None)]
+    assert len(keys) == len(set(keys)) == len(suite_optuna.METHODS)
 
-    assert f(np.array(x)) == g(np.array(x)) > 0
+
+def test_problem_instance_is_fixed() -> None:
+    f, g = P.shifted_ellipsoid(5), P.shifted_ellipsoid(5)
+    x = np.array([0.3, -1.0, 2.0, 0.0, 4.0])
+    assert f(x) == g(x) > 0

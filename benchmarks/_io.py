@@ -9,15 +9,15 @@ from typing import Any
 import numpy as np
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Numpy/torch scalars and arrays to builtins; non-finite floats to strings
     (JSON has no NaN/inf and strict parsers reject them)."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     if isinstance(value, np.generic):
         value = value.item()
     if hasattr(value, "item") and hasattr(value, "numel") and value.numel() == 1:  # torch scalar
@@ -44,7 +44,7 @@ def write_jsonl(path: pathlib.Path, rows: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as fh:
         for row in rows:
-            fh.write(json.dumps(_jsonable(row), allow_nan=False) + "\n")
+            fh.write(json.dumps(jsonable(row), allow_nan=False) + "\n")
 
 
 def read_jsonl(path: pathlib.Path) -> list[dict[str, Any]]:
@@ -55,7 +55,7 @@ def read_jsonl(path: pathlib.Path) -> list[dict[str, Any]]:
 
 def write_json(path: pathlib.Path, obj: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def read_json(path: pathlib.Path) -> dict[str, Any]:

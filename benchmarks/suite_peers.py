@@ -1,6 +1,6 @@
 r"""Suite ``peers``: ZoAR/ZoVH against the tools users would pick instead, at equal budgets.
 
-Regimes where the choice is real (spec section 7):
+Regimes where the choice is real (see ``docs/benchmarks.md``):
 
 - ``low-d``: BoTorch functions in their box at d = 10 with a small budget —
   the home ground of BoTorch BO and Optuna;
@@ -18,18 +18,17 @@ reason; a method that raised is a row with ``error``.
 """
 from __future__ import annotations
 
-import contextlib
+import functools
 import math
-import pathlib
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from . import _problems as P
-from ._harness import run_cell
+from ._harness import Cell, Method, run_cell, single_threaded
 from ._methods import all_methods
 
 NAME = "peers"
@@ -68,39 +67,22 @@ def problems(quick: bool) -> list[P.Problem]:
     return out
 
 
-@contextlib.contextmanager
-def single_threaded() -> Iterator[None]:
-    """One torch and one BLAS thread: cells run one at a time, so threads only add contention."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            yield
-        else:
-            with threadpool_limits(1):
-                yield
-    finally:
-        torch.set_num_threads(old)
+def _cell(method: Method, problem: P.Problem, seed: int) -> dict[str, Any]:
+    with single_threaded():
+        return run_cell(method, problem, seed)
 
 
-def run(*, quick: bool, out_dir: pathlib.Path, seeds: list[int] | None = None, progress: bool = False) -> list[dict]:
+def configuration_cells(problems: Sequence[P.Problem], methods: Sequence[Method],
+                        seeds: Sequence[int]) -> list[Cell]:
+    """One cell per (problem, method, seed): the peers harness for any set of problems and
+    methods (the ``zoar`` suite's defaults study is one such configuration)."""
+    return [Cell(f"{p.group}|{p.label}|{m.name}|{s}", functools.partial(_cell, m, p, s))
+            for p in problems for m in methods for s in seeds]
+
+
+def cells(*, quick: bool, seeds: list[int] | None) -> list[Cell]:
     seeds = list(seeds) if seeds is not None else ([0, 1] if quick else [0, 1, 2])
-    methods = all_methods()
-    probs = problems(quick)
-    cells = [(p, m, s) for p in probs for m in methods for s in seeds]
-    rows: list[dict] = []
-    from tqdm.auto import tqdm
-
-    with single_threaded(), tqdm(total=len(cells), disable=not progress, desc="peers", unit="cell") as bar:
-        for p, m, s in cells:
-            bar.set_postfix_str(f"{p.label[:28]} {m.name}")
-            rows.append(run_cell(m, p, s))
-            bar.update()
-    return rows
+    return configuration_cells(problems(quick), all_methods(), seeds)
 
 
 # -- report --------------------------------------------------------------------------
@@ -143,19 +125,37 @@ def summarize(rows: list[dict]) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def report(rows: list[dict], *, command: str) -> str:
-    summ = summarize(rows)
-    methods = list(dict.fromkeys(r["method"] for r in rows))
     seeds = sorted({r["seed"] for r in rows})
     lines = [
         "## Peers at equal evaluation budgets", "",
         f"```\n{command}\n```", "",
         f"Seeds {seeds}. Every method runs with **its own defaults, step sizes included** (no tuning for "
         "anyone; CMA-ES's sigma0 and ZO-SGD's steps follow the same problem scale as ZoAR's automatic "
-        "step, see `zo_scipy/bench/_methods.py`), from the same start, at the same evaluation budget. "
+        "step, see `benchmarks/_methods.py`), from the same start, at the same evaluation budget. "
         "Score: best **true** (noise-free) f among the method's own evaluations; cells give the median "
         "over seeds and [min, max]. `ratio` = (median best - f*) / (zoar's median best - f*): > 1 means "
         "zoar is closer to the optimum f*.", "",
     ]
+    summ = summarize(rows)
+    info = _problem_info(rows)
+    lines += tables(rows, GROUP_TITLES)
+    lines += _standing(summ, info)
+    lines += skipped_lines(rows)
+    return "\n".join(lines) + "\n"
+
+
+def _problem_info(rows: list[dict]) -> dict[str, dict]:
+    info: dict[str, dict] = {}
+    for r in rows:
+        info.setdefault(r["problem"], r)
+    return info
+
+
+def tables(rows: list[dict], titles: dict[str, str]) -> list[str]:
+    """One Markdown table per group of problems (methods x problems, ratio to zoar) and its winners."""
+    summ = summarize(rows)
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    lines: list[str] = []
     by_group: dict[str, list[str]] = defaultdict(list)
     info: dict[str, dict] = {}
     for r in rows:
@@ -163,7 +163,7 @@ def report(rows: list[dict], *, command: str) -> str:
             info[r["problem"]] = r
             by_group[r["group"]].append(r["problem"])
     for group, probs in by_group.items():
-        lines += [f"### {GROUP_TITLES.get(group, group)}", ""]
+        lines += [f"### {titles.get(group, group)}", ""]
         head = "| method | " + " | ".join(f"{p} (budget {info[p]['budget']})" for p in probs) + " |"
         lines += [head, "|---" * (len(probs) + 1) + "|"]
         f0 = []
@@ -197,8 +197,12 @@ def report(rows: list[dict], *, command: str) -> str:
                 rank = sorted(ran, key=lambda m: ran[m]["median"]).index("zoar") + 1 if "zoar" in ran else None
                 winners.append(f"{p}: best **{best}**" + (f", zoar {rank}/{len(ran)}" if rank else ""))
         lines += ["", "Winner by median: " + "; ".join(winners) + ".", ""]
-    lines += _standing(summ, info)
-    lines += ["### Skipped cells and errors", ""]
+    return lines
+
+
+def skipped_lines(rows: list[dict]) -> list[str]:
+    """The skipped cells and errors, one line per (method, reason)."""
+    lines = ["### Skipped cells and errors", ""]
     # one line per (method, reason), the reason without its "skipped at d=..:" prefix
     grouped: dict[tuple[str, str], list[str]] = defaultdict(list)
     for r in rows:
@@ -211,7 +215,7 @@ def report(rows: list[dict], *, command: str) -> str:
         lines.append(f"- **{m}**: {reason} ({len(probs)} problem{'s' if len(probs) > 1 else ''}: {'; '.join(probs)})")
     if not grouped:
         lines.append("- none")
-    return "\n".join(lines) + "\n"
+    return lines + [""]
 
 
 CLASSICAL = ("Nelder-Mead", "Powell", "COBYLA", "COBYQA", "L-BFGS-B-FD", "CMA-ES", "sep-CMA-ES")

@@ -3,7 +3,7 @@ r"""ZoVH benchmark: Hessian-error experiment, SciPy solvers fed ZoVH vs finite d
 
 Studies (``study`` field of each row):
 
-- ``hessian-error`` (spec section 5): quadratic :math:`A = Q\operatorname{diag}(\mathrm{linspace}(1, 10, d))Q^T`,
+- ``hessian-error`` (the ZoVH paper's Hessian-error experiment): quadratic :math:`A = Q\operatorname{diag}(\mathrm{linspace}(1, 10, d))Q^T`,
   Rosenbrock (:math:`\alpha = 10`), Styblinski-Tang; :math:`K = 3`, :math:`\mu = 0.1`;
   per seed a start uniform in the ball of radius 100, then 24 points of normalized
   gradient descent (step 1e-4); estimator seed ``k`` at point ``k``; additive noise
@@ -11,9 +11,11 @@ Studies (``study`` field of each row):
   for every method. Mean :math:`\|\hat H - \nabla^2 f\|_F` over the 24 points, at EQUAL
   budgets of 3 evaluations per point: CD and S3 (1 pair + f(x)), S2 (2 + f(x)), S1 (3),
   ZoVH (3), ZoVH-reuse (3 new per point, the newest 5 rounds = 15 stored queries reused,
-  never re-evaluated). The spec's seed list is elided ("42, 123, 234, ..., 2830"); we use
-  42 and then 123 + 111 k.
-- ``solvers``: each SciPy method with a curvature hook, fed :class:`zo_scipy.ZoVH`
+  never re-evaluated). The paper's seed list is elided ("42, 123, 234, ..., 2830"); we use
+  42 and then 123 + 111 k. The functions are the registry's
+  (:data:`benchmarks._problems.DERIVATIVE_PROBLEMS`), the classical estimators
+  :mod:`benchmarks.hessian_baselines`.
+- ``solvers``: each SciPy method with a curvature hook, fed :class:`zo_scipy.ZoVHCurvature`
   (``hooks(method)``) or finite differences (central-difference gradient, 2d evaluations;
   ``hess=BFGS()`` where the method takes a ``HessianUpdateStrategy``, else a
   forward-difference Jacobian of that gradient, 2d(d+1) evaluations); total evaluations
@@ -24,8 +26,8 @@ Studies (``study`` field of each row):
 """
 from __future__ import annotations
 
+import functools
 import math
-import pathlib
 import time
 from typing import Any
 
@@ -33,14 +35,16 @@ import numpy as np
 import torch
 from scipy.optimize import BFGS, minimize
 
-from ..core.directions import make_generator, sample_directions
-from ..core.hessian import (
-    LowRankHessian, SymmetricOperator, classical_budget_split, classical_hessian, zovh_hessian,
-)
-from ..core.history import QueryHistory
+from zo_scipy.core.directions import make_generator, sample_directions
+from zo_scipy.core.hessian import LowRankHessian, zovh_hessian
+from zo_scipy.core.history import QueryHistory
+
+from . import _problems as P
+from ._harness import Cell
+from .hessian_baselines import classical_budget_split, classical_hessian
 
 NAME = "hessian"
-DESCRIPTION = ("ZoVH: Hessian error at equal budgets (spec section 5), SciPy solvers fed ZoVH vs finite "
+DESCRIPTION = ("ZoVH: Hessian error at equal budgets (the ZoVH paper's experiment), SciPy solvers fed ZoVH vs finite "
                "differences, hessp cost at large d, zovh vs zoar")
 
 F64 = torch.float64
@@ -48,85 +52,8 @@ METHODS = ("CD", "S1", "S2", "S3", "ZoVH", "ZoVH-reuse")
 K, MU, NPOINTS, STEP, NOISE, REUSE_ROUNDS = 3, 0.1, 24, 1e-4, 1e-3, 5
 
 
-def spec_seeds(n: int) -> list[int]:
+def paper_seeds(n: int) -> list[int]:
     return [42] + [123 + 111 * k for k in range(n - 1)]
-
-
-# -- test functions: value (batched), gradient, Hessian as a SymmetricOperator --------------
-class Quadratic:
-    name = "quadratic"
-
-    def __init__(self, d: int, seed: int) -> None:
-        g = torch.Generator().manual_seed(seed)
-        self.Q, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=F64))
-        self.lam = torch.linspace(1, 10, d, dtype=F64)
-
-    def value(self, X: torch.Tensor) -> torch.Tensor:
-        Z = X @ self.Q
-        return 0.5 * (Z * Z * self.lam).sum(-1)
-
-    def grad(self, x: torch.Tensor) -> torch.Tensor:
-        return self.Q @ (self.lam * (self.Q.T @ x))
-
-    def hessian(self, x: torch.Tensor) -> SymmetricOperator:
-        Q, lam = self.Q, self.lam
-        return SymmetricOperator(matmat=lambda V: Q @ (lam[:, None] * (Q.T @ V)),
-                                 diagonal=((Q * Q) @ lam), fro2=float((lam * lam).sum()))
-
-
-class Rosenbrock:
-    name = "rosenbrock"
-    alpha = 10.0
-
-    def __init__(self, d: int, seed: int) -> None:
-        pass
-
-    def value(self, X: torch.Tensor) -> torch.Tensor:
-        a = self.alpha
-        return (a * (X[..., 1:] - X[..., :-1] ** 2) ** 2 + (1 - X[..., :-1]) ** 2).sum(-1)
-
-    def grad(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.alpha
-        g = torch.zeros_like(x)
-        t = x[1:] - x[:-1] ** 2
-        g[:-1] += -4 * a * x[:-1] * t - 2 * (1 - x[:-1])
-        g[1:] += 2 * a * t
-        return g
-
-    def hessian(self, x: torch.Tensor) -> SymmetricOperator:
-        a = self.alpha
-        diag = torch.zeros_like(x)
-        diag[:-1] += 2 + a * (12 * x[:-1] ** 2 - 4 * x[1:])
-        diag[1:] += 2 * a
-        off = -4 * a * x[:-1]
-
-        def matmat(V: torch.Tensor) -> torch.Tensor:
-            out = diag[:, None] * V
-            out[:-1] += off[:, None] * V[1:]
-            out[1:] += off[:, None] * V[:-1]
-            return out
-
-        return SymmetricOperator(matmat=matmat, diagonal=diag, fro2=float(diag @ diag + 2 * off @ off))
-
-
-class StyblinskiTang:
-    name = "styblinski-tang"
-
-    def __init__(self, d: int, seed: int) -> None:
-        pass
-
-    def value(self, X: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (X**4 - 16 * X**2 + 5 * X).sum(-1)
-
-    def grad(self, x: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (4 * x**3 - 32 * x + 5)
-
-    def hessian(self, x: torch.Tensor) -> SymmetricOperator:
-        diag = 6 * x**2 - 16
-        return SymmetricOperator(matmat=lambda V: diag[:, None] * V, diagonal=diag, fro2=float(diag @ diag))
-
-
-FUNCTIONS = (Quadratic, Rosenbrock, StyblinskiTang)
 
 
 def _points(fn: Any, d: int, seed: int) -> list[torch.Tensor]:
@@ -219,18 +146,12 @@ def _fd_hess(grad: Any, h: float = 1e-5) -> Any:
 
 
 def _solver_problems(quick: bool) -> list[tuple[str, Any, Any, np.ndarray]]:
-    from scipy.optimize import rosen, rosen_der
-
     d_r, d_q = (10, 30) if quick else (20, 100)
-    rng = np.random.default_rng(0)
-    Q, _ = np.linalg.qr(rng.standard_normal((d_q, d_q)))
-    A = Q @ np.diag(np.logspace(0, 2, d_q)) @ Q.T
-    return [(f"rosenbrock-{d_r}", rosen, rosen_der, np.zeros(d_r)),
-            (f"quadratic-{d_q}-cond1e2", lambda x: 0.5 * x @ A @ x, lambda x: A @ x, np.ones(d_q))]
+    return [P.solver_problem("rosenbrock", d_r), P.solver_problem("quadratic-rotated", d_q)]
 
 
 def solver_cell(problem: tuple[str, Any, Any, np.ndarray], method: str, feed: str, seed: int) -> dict[str, Any]:
-    from .._zovh_provider import ZoVH
+    from zo_scipy import ZoVHCurvature as ZoVH
 
     name, f, grad, x0 = problem
     fc = _Counted(f)
@@ -240,7 +161,7 @@ def solver_cell(problem: tuple[str, Any, Any, np.ndarray], method: str, feed: st
         kw = curv.hooks(method)
     else:
         g = _fd_grad(fc)
-        # a HessianUpdateStrategy where the method accepts one (API_NOTES), else an FD Hessian
+        # a HessianUpdateStrategy where the method accepts one, else an FD Hessian
         kw = {"jac": g, "hess": BFGS()} if method in ("newton-cg", "trust-ncg", "trust-krylov", "trust-constr") \
             else {"jac": g, "hess": _fd_hess(g)}
     res = minimize(fc, x0, method=method, options={"maxiter": 3000}, **kw)
@@ -250,7 +171,7 @@ def solver_cell(problem: tuple[str, Any, Any, np.ndarray], method: str, feed: st
 
 
 def hessp_cost_cell(d: int, m: int) -> dict[str, Any]:
-    from .._zovh_provider import ZoVH
+    from zo_scipy import ZoVHCurvature as ZoVH
 
     curv = ZoVH(lambda X: 0.5 * (X**2).sum(1), vectorized=True, num_queries=m, max_rank=2 * m, seed=0,
                 mu=1e-3)
@@ -263,24 +184,18 @@ def hessp_cost_cell(d: int, m: int) -> dict[str, Any]:
     for _ in range(reps):
         curv.hessp(x * 0.8, p)
     sec = (time.perf_counter() - t0) / reps
-    model = curv._model
-    nbytes = int(model.U.numel() * model.U.element_size()) if isinstance(model, LowRankHessian) else -1
-    return {"study": "hessp-cost", "d": d, "num_queries": m, "rank": int(model.rank_bound),
+    H = curv.model.hessian
+    low_rank = isinstance(H, LowRankHessian)
+    nbytes = int(H.U.numel() * H.U.element_size()) if low_rank else -1
+    return {"study": "hessp-cost", "d": d, "num_queries": m, "rank": int(H.rank_bound) if low_rank else d,
             "seconds_per_hessp": sec, "model_bytes": nbytes, "dense_bytes": 8 * d * d}
 
 
 def methods_cell(problem: str, method: str, seed: int, budget: int) -> dict[str, Any]:
-    from scipy.optimize import rosen
+    from zo_scipy import zoar, zovh
 
-    from .. import zoar, zovh
-
-    if problem.startswith("rosenbrock"):
-        d = int(problem.split("-")[1])
-        f, x0 = rosen, np.zeros(d)
-    else:
-        d = int(problem.split("-")[1])
-        lam = np.logspace(0, 2, d)
-        f, x0 = (lambda x: 0.5 * float(np.sum(lam * x * x))), np.ones(d)
+    kind, d = problem.rsplit("-", 1)
+    _, f, _, x0 = P.solver_problem("rosenbrock" if kind == "rosenbrock" else "quadratic-diagonal", int(d))
     opts: dict[str, Any] = dict(maxfev=budget, seed=seed)
     fn = zoar
     if method.startswith("zovh"):
@@ -292,46 +207,40 @@ def methods_cell(problem: str, method: str, seed: int, budget: int) -> dict[str,
             "f0": float(f(x0)), "best_f": float(res.fun), "nfev": int(res.nfev)}
 
 
-def run(*, quick: bool, out_dir: pathlib.Path, seeds: list[int] | None = None,
-        progress: bool = False) -> list[dict[str, Any]]:
+def _hessian_error_row(cls: Any, d: int, seed: int) -> dict[str, Any]:
+    fn = cls(d, seed)
+    t0 = time.perf_counter()
+    errs = hessian_error_cell(fn, d, seed)
+    return {"study": "hessian-error", "problem": fn.name, "d": d, "seed": seed,
+            "seconds": time.perf_counter() - t0, **{f"err_{m}": e for m, e in errs.items()}}
+
+
+def cells(*, quick: bool, seeds: list[int] | None) -> list[Cell]:
     """All four studies. Full: d = 1000 (20 seeds) and 5000 (5 seeds); ``--quick``: d = 200,
     3 seeds, small solver problems, hessp at d = 10^5."""
-    rows: list[dict[str, Any]] = []
-    ds = [200] if quick else [1000, 5000]
-    hseeds = seeds if seeds is not None else spec_seeds(3 if quick else 20)
-    for d in ds:
+    out: list[Cell] = []
+    hseeds = seeds if seeds is not None else paper_seeds(3 if quick else 20)
+    for d in ([200] if quick else [1000, 5000]):
         # d = 5000: 5 seeds (each quadratic draws its own 5000 x 5000 rotation)
-        for cls in FUNCTIONS:
+        for cls in P.DERIVATIVE_PROBLEMS:
             for s in (hseeds if d < 5000 else hseeds[:5]):
-                fn = cls(d, s)
-                t0 = time.perf_counter()
-                errs = hessian_error_cell(fn, d, s)
-                rows.append({"study": "hessian-error", "problem": fn.name, "d": d, "seed": s, "quick": quick,
-                             "seconds": time.perf_counter() - t0, **{f"err_{m}": e for m, e in errs.items()}})
-                if progress:
-                    print(f"[hessian] {fn.name} d={d} seed={s}: " + ", ".join(f"{m} {e:.3g}" for m, e in errs.items()))
+                out.append(Cell(f"hessian-error|{cls.name}|{d}|{s}", functools.partial(_hessian_error_row, cls, d, s)))
     sseeds = (seeds or [0])[:1] if quick else (seeds or [0, 1, 2])
     for prob in _solver_problems(quick):
         for method in ("trust-ncg", "trust-krylov", "trust-exact", "trust-constr", "newton-cg", "dogleg"):
             for feed in ("zovh", "fd"):
                 for s in (sseeds if feed == "zovh" else sseeds[:1]):
-                    row = solver_cell(prob, method, feed, s)
-                    row["quick"] = quick
-                    rows.append(row)
-                    if progress:
-                        print(f"[solvers] {prob[0]} {method} {feed}: {row['evals']} evals, |g| {row['grad_norm']:.2e}")
+                    out.append(Cell(f"solvers|{prob[0]}|{method}|{feed}|{s}",
+                                    functools.partial(solver_cell, prob, method, feed, s)))
     for d in ([10**5] if quick else [10**5, 10**6]):
-        row = hessp_cost_cell(d, 8)
-        row["quick"] = quick
-        rows.append(row)
+        out.append(Cell(f"hessp-cost|{d}|8", functools.partial(hessp_cost_cell, d, 8)))
     budget = 5000 if quick else 20000
     for prob in (["rosenbrock-10", "quadratic-20"] if quick else ["rosenbrock-20", "quadratic-50"]):
         for method in ("zoar", "zovh", "zovh-lam0.1"):
-            for s in ((seeds or [0])[:1] if quick else (seeds or [0, 1, 2])):
-                row = methods_cell(prob, method, s, budget)
-                row["quick"] = quick
-                rows.append(row)
-    return rows
+            for s in sseeds:
+                out.append(Cell(f"methods|{prob}|{method}|{s}|{budget}",
+                                functools.partial(methods_cell, prob, method, s, budget)))
+    return out
 
 
 def _fmt(x: float) -> str:
@@ -341,7 +250,7 @@ def _fmt(x: float) -> str:
 def report(rows: list[dict[str, Any]], *, command: str) -> str:
     """Markdown section headed by ``command``."""
     lines = ["## ZoVH: Hessian error, solvers, hessp cost, zovh vs zoar", "", f"```\n{command}\n```", ""]
-    if any(r.get("quick") for r in rows):
+    if any(r.get("study") == "hessian-error" and r["d"] < 1000 for r in rows):
         lines += ["_Quick (CI-size) form: small d, few seeds; not the published figures._", ""]
     he = [r for r in rows if r.get("study") == "hessian-error"]
     if he:

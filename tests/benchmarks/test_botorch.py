@@ -1,9 +1,10 @@
-"""BoTorch adapter: values, bounds, optimum, noise; BoTorch BO as a peer."""
+"""The benchmarks' BoTorch adapters: test problems (values, bounds, optimum, noise) and BO as a peer."""
 from __future__ import annotations
 
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ import torch
 pytest.importorskip("botorch")
 from botorch.test_functions import synthetic  # noqa: E402
 
-from zo_scipy.integrations.botorch import BoTorchObjective, botorch_minimize, make_problem  # noqa: E402
+from benchmarks.botorch_bo import botorch_minimize  # noqa: E402
+from benchmarks.botorch_problems import BoTorchObjective, make_problem  # noqa: E402
 
 NAMES = ["Ackley", "Levy", "Rosenbrock", "StyblinskiTang", "Griewank", "Rastrigin"]
 
@@ -106,8 +108,9 @@ def test_bad_arguments_name_the_argument() -> None:
 
 
 def test_import_is_lazy() -> None:
-    code = "import sys, zo_scipy.integrations.botorch; print('botorch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    code = "import sys, benchmarks.botorch_problems, benchmarks.botorch_bo; print('botorch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "False"
 
 

@@ -21,6 +21,13 @@ import numpy as np
 from ._harness import Method, Tracker
 from ._problems import Problem
 
+#: The ZoAR paper's synthetic hyper-parameters, as ``zoar`` options (the paper's N = 5 is
+#: passed separately as ``num_histories``).
+AUTHORS_OPTIONS: dict[str, Any] = dict(
+    num_queries=10, mu=0.05, lr=1e-3, update="radazo", betas=(0.9, 0.99), eps=1e-8,
+    bias_correction=False, schedule="constant", normalization="authors",
+)
+
 SCIPY_BUDGET_OPTION = {"Nelder-Mead": "maxfev", "Powell": "maxfev", "COBYLA": "maxiter",
                        "COBYQA": "maxfev", "L-BFGS-B": "maxfun"}
 
@@ -148,7 +155,7 @@ def _bo_skip(p: Problem) -> str | None:
 
 
 def _bo_run(t: Tracker, x0: np.ndarray, lo: Any, hi: Any, seed: int) -> Any:
-    from zo_scipy.integrations.botorch import botorch_minimize
+    from .botorch_bo import botorch_minimize
 
     return botorch_minimize(t.batch, lo, hi, budget=t.budget, seed=seed)["x"]
 
@@ -213,7 +220,7 @@ def _zovh_tncg_run(t: Tracker, x0: np.ndarray, lo: Any, hi: Any, seed: int) -> A
     from scipy.optimize import minimize
 
     # ZoVH's queries go through the same tracker, so they count against the same budget
-    curv = zs.ZoVH(t.batch, seed=seed, vectorized=True)
+    curv = zs.ZoVHCurvature(t.batch, seed=seed, vectorized=True)
     res = minimize(t, x0, method="trust-ncg", options={"maxiter": t.budget}, **curv.hooks("trust-ncg"))
     return res.x
 
@@ -243,6 +250,15 @@ def _sampler_skip(p: Problem) -> str | None:
     return None
 
 
+def methods(names: list[str] | tuple[str, ...]) -> list[Method]:
+    """The peers called ``names``, in that order."""
+    by = {m.name: m for m in all_methods()}
+    unknown = [n for n in names if n not in by]
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; known: {list(by)}")
+    return [by[n] for n in names]
+
+
 def all_methods() -> list[Method]:
     """Every peer, in table order (ours last)."""
     return [
@@ -264,7 +280,7 @@ def all_methods() -> list[Method]:
         Method("ZO-SGD", "zo", _zo_sgd, settings="K=10, mu=0.05 s, first step 0.05 s"),
         Method("zoar", "ours", _zoar_run),
         Method("zovh", "ours", _zovh_run, available=_attr("zo_scipy", "zovh")),
-        Method("ZoVH+trust-ncg", "ours", _zovh_tncg_run, available=_attr("zo_scipy", "ZoVH"),
+        Method("ZoVH+trust-ncg", "ours", _zovh_tncg_run, available=_attr("zo_scipy", "ZoVHCurvature"),
                skip=_zovh_tncg_skip),
         optuna_peer("ZoARSampler", _zoar_sampler, family="ours",
                     available=_attr("zo_scipy.integrations.optuna", "ZoARSampler"), skip=_sampler_skip),

@@ -1,17 +1,24 @@
-"""The benchmark CLI: quick suites run and their output is complete."""
+"""The benchmark CLI (``python -m benchmarks``): quick suites run, their output is complete,
+reruns skip finished cells, and the docs page does not depend on the cwd."""
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import zo_scipy.bench as bench
-from zo_scipy.bench import __main__ as cli
-from zo_scipy.bench import _problems as P
-from zo_scipy.bench._harness import BudgetReached, Method, Tracker, run_cell
-from zo_scipy.bench._io import read_jsonl, write_jsonl
+import benchmarks as bench
+from benchmarks import __main__ as cli
+from benchmarks import _problems as P
+from benchmarks._harness import BudgetReached, Cell, Method, Tracker, run_cell, run_cells
+from benchmarks._io import read_jsonl, write_jsonl
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("cma")
@@ -26,10 +33,10 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_peers_output_is_complete(quick_run: Path) -> None:
-    from zo_scipy.bench import suite_peers
-    from zo_scipy.bench._methods import all_methods
+    from benchmarks import suite_peers
+    from benchmarks._methods import all_methods
 
-    rows = read_jsonl(quick_run / "peers.jsonl")
+    rows = read_jsonl(quick_run / "peers-quick.jsonl")
     expected = {(m.name, p.label, s) for m in all_methods() for p in suite_peers.problems(True) for s in (0, 1)}
     got = [(r["method"], r["problem"], r["seed"]) for r in rows]
     assert len(got) == len(set(got)), "a cell appears twice"
@@ -53,39 +60,87 @@ def test_peers_output_is_complete(quick_run: Path) -> None:
     assert "needs a box" in by[("BoTorch-BO", big)]["skipped"]
     assert "exceed the budget" in by[("ZoVH+trust-ncg", big)]["skipped"]
     assert "error" not in by[("zoar", big)] and by[("zoar", big)]["nfev"] == by[("zoar", big)]["budget"]
-    md = (quick_run / "peers.md").read_text()
-    assert "python -m zo_scipy.bench --quick --suite peers --suite cost" in md
+    md = (quick_run / "peers-quick.md").read_text()
+    assert "python -m benchmarks --quick --suite peers --suite cost" in md
     assert "zoar at d >= 1000" in md and "Skipped cells" in md
-    for png in ("peers-ecdf.png", "peers-budget-d.png", "peers-low-d.png"):
+    for png in ("peers-quick-ecdf.png", "peers-quick-budget-d.png", "peers-quick-low-d.png"):
         assert (quick_run / png).stat().st_size > 1000
 
 
 def test_cost_output(quick_run: Path) -> None:
-    rows = read_jsonl(quick_run / "cost.jsonl")
-    cells = {(r["kind"], r["d"]) for r in rows}
-    assert cells == {(k, d) for k in ("zoar", "bare") for d in (10_000, 100_000)}
+    from benchmarks.suite_cost import CONFIGS
+
+    rows = read_jsonl(quick_run / "cost-quick.jsonl")
+    assert {(r["config"], r["d"]) for r in rows} == {(c, d) for c in CONFIGS for d in (10_000, 100_000)}
     for r in rows:
         assert "error" not in r, r
-        assert r["ms_per_iter"] > 0 and r["evals_per_iter"] == 10
-    md = (quick_run / "cost.md").read_text()
-    assert md.count("| 1e+0") == 2 and "ratio" in md
+        assert r["zoar_ms"] > 0 and r["bare_ms"] > 0 and r["evals_per_iter"] == 10
+        assert r["ratio"] == pytest.approx(r["zoar_ms"] / r["bare_ms"])
+        assert r["M"] == (r["N"] + 1) * r["K"] and r["ask_ms"] <= r["zoar_ms"] and r["draw_ms"] <= r["bare_ms"]
+    assert {r["N"] for r in rows if r["config"] == "paper"} == {5}
+    md = (quick_run / "cost-quick.md").read_text()
+    assert md.count("| 1e+0") == 4 and "ratio" in md and "## Estimator overhead per iteration" in md
 
 
-def test_write_docs(quick_run: Path, tmp_path: Path) -> None:
+def test_report_writes_the_docs_page(quick_run: Path, tmp_path: Path) -> None:
     docs = tmp_path / "docs" / "benchmarks.md"
     docs.parent.mkdir()
     docs.write_text(f"old\n{cli.READING_BEGIN}\nmy reading\n{cli.READING_END}\n")
-    assert cli.main(["--write-docs", str(docs), "--out", str(quick_run), "--suite", "peers", "--suite", "cost"]) == 0
+    assert cli.main(["--report", "--quick", "--docs", str(docs), "--out", str(quick_run),
+                     "--suite", "peers", "--suite", "cost"]) == 0
     text = docs.read_text()
     assert "my reading" in text and "old" not in text.split(cli.READING_BEGIN)[0]
     assert "## Peers at equal evaluation budgets" in text and "## Estimator overhead per iteration" in text
-    assert "(_static/bench/peers-ecdf.png)" in text
-    assert (docs.parent / "_static" / "bench" / "peers-ecdf.png").exists()
-    assert "Suite run time" in text
+    assert "(_static/bench/peers-quick-ecdf.png)" in text
+    assert (docs.parent / "_static" / "bench" / "peers-quick-ecdf.png").exists()
+    assert "Suite run time" in text and "python -m benchmarks --quick" in text
+
+
+def test_docs_page_does_not_depend_on_the_cwd(tmp_path: Path) -> None:
+    code = ("import json, benchmarks, benchmarks.__main__ as m; "
+            "print(json.dumps([str(m.DOCS_PAGE), str(m.DEFAULT_OUT), str(benchmarks.REPO_ROOT)]))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    page, default_out, root = map(Path, json.loads(out.stdout.strip().splitlines()[-1]))
+    assert root == ROOT and page == ROOT / "docs" / "benchmarks.md" and default_out == ROOT / "bench-results"
+    assert page.exists()
+
+
+def test_rerun_skips_finished_cells(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    def cell(key: str, fail: bool = False) -> Cell:
+        def run() -> dict:
+            calls.append(key)
+            if fail:
+                raise RuntimeError("kaput")
+            return {"value": len(calls)}
+        return Cell(key, run)
+
+    path = tmp_path / "s.jsonl"
+    errors: list[str] = []
+    rows = run_cells([cell("a"), cell("b", fail=True)], path, on_error=lambda c, tb: errors.append(c.key))
+    assert calls == ["a", "b"] and errors == ["b"] and [r["cell"] for r in rows] == ["a"]
+    # each finished cell is on disk at once; the failed one left no row, so it is retried
+    rows = run_cells([cell("a"), cell("b"), cell("c")], path)
+    assert calls == ["a", "b", "b", "c"]
+    assert [r["cell"] for r in rows] == ["a", "b", "c"] and rows[0]["value"] == 1
+    assert [r["cell"] for r in read_jsonl(path)] == ["a", "b", "c"]
+
+
+def test_cli_rerun_runs_nothing_new(quick_run: Path, capsys: pytest.CaptureFixture) -> None:
+    before = (quick_run / "cost-quick.jsonl").read_text()
+    assert cli.main(["--quick", "--suite", "cost", "--out", str(quick_run), "--no-progress", "--no-plots"]) == 0
+    assert "suite cost: 0 new cells, 4 of 4 saved" in capsys.readouterr().out
+    assert (quick_run / "cost-quick.jsonl").read_text() == before
+    meta = json.loads((quick_run / "cost-quick.meta.json").read_text())
+    assert len(meta["commands"]) == 2  # both commands head the report
 
 
 def test_missing_suite_is_reported(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    monkeypatch.setitem(bench.SUITES, "nope", "zo_scipy.bench.suite_that_does_not_exist")
+    monkeypatch.setitem(bench.SUITES, "nope", "benchmarks.suite_that_does_not_exist")
     assert cli.main(["--list"]) == 0
     assert "nope" in capsys.readouterr().out
     assert cli.main(["--suite", "nope", "--out", str(tmp_path)]) == 2

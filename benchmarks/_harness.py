@@ -1,6 +1,7 @@
-r"""Running an optimizer at an equal evaluation budget.
+r"""The one harness: cells, the budget counter, running an optimizer at an equal budget.
 
-:class:`Tracker` stands between an optimizer and a :class:`~._problems.Problem`:
+:class:`Tracker` is the only budget counter of the benchmarks. It stands between an
+optimizer and a :class:`~._problems.Problem`:
 it counts every evaluated point, refuses to evaluate beyond the budget
 (:class:`BudgetReached`, an exception the runner catches), hands the optimizer
 the *observed* (possibly noisy) value and records the best *true* (noise-free)
@@ -12,23 +13,92 @@ at logarithmically spaced evaluation counts (the trace the plots use). Every
 method is scored by the same rule — best true value among its own queries —
 which needs no trust in the method's returned point; the true value at the
 returned point is recorded too (``final``) where the method returns one.
+
+A :class:`Cell` is one unit of work of a suite with a stable ``key``; the CLI
+(:mod:`benchmarks.__main__`) runs the cells whose key is not yet in the results
+file and appends each row as its cell finishes (:func:`run_cells`).
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import math
+import pathlib
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ._io import jsonable, read_jsonl
 from ._problems import Problem
 
 
 class BudgetReached(Exception):
     """The optimizer asked for an evaluation beyond the budget (caught by :func:`run_cell`)."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One unit of work of a suite: ``run()`` returns its JSON-serialisable row."""
+
+    key: str
+    run: Callable[[], dict[str, Any]]
+
+
+def run_cells(cells: Sequence[Cell], path: pathlib.Path, *, progress: bool = False, desc: str = "",
+              on_error: Callable[[Cell, str], None] | None = None) -> list[dict[str, Any]]:
+    """Run the cells whose key is not in ``path`` yet, appending each row as it finishes.
+
+    Returns the rows of ``cells`` found in ``path`` afterwards, in the order of
+    ``cells``. A cell that raises leaves no row (so a rerun retries it) and is
+    passed to ``on_error`` with its traceback.
+    """
+    from tqdm.auto import tqdm
+
+    done = {r.get("cell") for r in read_jsonl(path)} if path.exists() else set()
+    todo = [c for c in cells if c.key not in done]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tqdm(total=len(todo), disable=not progress, desc=desc, unit="cell") as bar:
+        for cell in todo:
+            bar.set_postfix_str(cell.key[-40:])
+            t0 = time.perf_counter()
+            try:
+                row = dict(cell.run())
+            except Exception:  # one broken cell must not take the others down
+                if on_error is not None:
+                    on_error(cell, traceback.format_exc())
+                bar.update()
+                continue
+            row["cell"] = cell.key
+            row.setdefault("cell_seconds", round(time.perf_counter() - t0, 3))
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(jsonable(row), allow_nan=False) + "\n")
+            bar.update()
+    by_key = {r.get("cell"): r for r in read_jsonl(path)} if path.exists() else {}
+    return [by_key[c.key] for c in cells if c.key in by_key]
+
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """One torch and one BLAS thread: cells run one at a time, so threads only add contention
+    (and on a shared 2-core machine a spinning BLAS pool slows every process down)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            yield
+        else:
+            with threadpool_limits(1):
+                yield
+    finally:
+        torch.set_num_threads(old)
 
 
 class Tracker:
@@ -48,14 +118,35 @@ class Tracker:
     def remaining(self) -> int:
         return self.budget - self.nfev
 
-    def batch(self, X: Any) -> np.ndarray:
-        """Observed values of the rows of ``X``; evaluates only what the budget allows, then raises."""
-        X = np.asarray(X, dtype=np.float64).reshape(-1, self.problem.d)
+    def batch(self, X: Any) -> Any:
+        """Observed values of the rows of ``X``; evaluates only what the budget allows, then raises.
+
+        A torch tensor is evaluated by the problem's ``torch_batch`` in its own dtype (the
+        ZoAR paper's float32 runs) and answered with a tensor; anything else in float64 numpy.
+        """
         if self.remaining <= 0:
             raise BudgetReached
+        if self.problem.torch_batch is not None and hasattr(X, "dtype") and hasattr(X, "numel"):
+            X = X.reshape(-1, self.problem.d)
+            take_t = X[: self.remaining]
+            y = self.problem.torch_batch(take_t)
+            true = y.detach().double().cpu().numpy().reshape(take_t.shape[0])
+            self._record(true, take_t.detach().double().cpu().numpy())
+            if take_t.shape[0] < X.shape[0]:
+                raise BudgetReached
+            if self.problem.noise is None:
+                return y
+            return y.new_tensor(self.problem.observe(true, self.rng))
+        X = np.asarray(X, dtype=np.float64).reshape(-1, self.problem.d)
         take = X[: self.remaining]
         true = np.asarray(self.problem.true_batch(take), dtype=np.float64).reshape(take.shape[0])
         obs = self.problem.observe(true, self.rng)
+        self._record(true, take)
+        if take.shape[0] < X.shape[0]:
+            raise BudgetReached
+        return obs
+
+    def _record(self, true: np.ndarray, take: np.ndarray) -> None:
         for i, v in enumerate(true):
             self.nfev += 1
             if v < self.best:  # False for NaN
@@ -63,9 +154,6 @@ class Tracker:
             while self._next < self._grid.size and self.nfev >= self._grid[self._next]:
                 self.trace.append([self.nfev, self.best])
                 self._next += 1
-        if take.shape[0] < X.shape[0]:
-            raise BudgetReached
-        return obs
 
     def __call__(self, x: Any, *args: Any) -> float:
         return float(self.batch(np.asarray(x, dtype=np.float64).reshape(1, -1))[0])

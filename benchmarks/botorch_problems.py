@@ -1,4 +1,11 @@
-r"""BoTorch test problems as SciPy-style objectives.
+r"""BoTorch test problems as SciPy-style objectives (a benchmark dependency, not a runtime one).
+
+>>> from benchmarks.botorch_problems import BoTorchObjective
+>>> f = BoTorchObjective("Levy", dim=10, noise="additive", noise_level=0.1, seed=0)
+>>> scipy.optimize.minimize(f, x0, bounds=f.bounds)      # f(x) -> float
+>>> f.batch(X), f.true(x), f.optimal_value                 # vectorized, noise-free, min f
+
+BoTorch itself is imported only when a problem is built.
 
 :class:`BoTorchObjective` wraps any ``botorch.test_functions`` ``BaseTestProblem``
 (e.g. ``Ackley``, ``Levy``, ``Rosenbrock``, ``StyblinskiTang``, ``Griewank``,
