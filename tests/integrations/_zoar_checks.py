@@ -6,7 +6,7 @@
    from, each generation's chosen trials complete, of that generation, used once;
 2. no fork: all snapshots stored for one generation are identical;
 3. every stored generation G+1 is exactly ``advance(state G, trials it records)``:
-   replaying the deterministic update from storage reproduces it bit for bit.
+   replaying the core's step from storage reproduces it bit for bit.
 """
 from __future__ import annotations
 
@@ -56,16 +56,14 @@ def check_study(study: optuna.Study, max_untagged: int, **sampler_kwargs) -> dic
     gens = sorted(docs)
     assert gens == list(range(len(gens))), f"generations missing from storage: {gens}"
     chosen: set[int] = set()
+    points = sampler._points(trials, box)
     for g in gens[:-1]:  # (3) replay
-        state = st.decode(docs[g][0], config, key, box.dim)
-        used = docs[g + 1][0]["used"][str(g)]
-        batches = [sampler._batch(g, state.x, state.mu, [by_number[n] for n in used], box, config)]
-        for h in state.hist:
-            batches.append(sampler._batch(h["g"], h["x"], h["mu"], [by_number[n] for n in h["n"]],
-                                          box, config))
-        replayed = st.encode(st.advance(state, batches, config), config, key)
+        opt, told = st.decode(docs[g][0], config, key, box.dim, points)
+        used = docs[g + 1][0]["trials"][str(g)]
+        batch = sampler._batch([by_number[n] for n in used], box, config)
+        replayed = st.encode(*st.advance(opt, told, *batch), config, key)
         assert replayed == docs[g + 1][0], f"generation {g + 1} is not the replay of {g}"
-        assert len(used) == config.num_queries
+        assert len(used) == config.options.num_queries
         for n in used:  # (1) chosen trials: complete, of this generation, used once
             assert by_number[n].state == TrialState.COMPLETE
             assert by_number[n].system_attrs[st.KEY_GEN] == g

@@ -9,7 +9,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+import torch
+
 from _zoar_checks import check_study
+from zo_scipy.core import ZoAR
+from zo_scipy.core.state import encode_array
 from zo_scipy.integrations.optuna import ZoARSampler, ZoARStateWarning
 from zo_scipy.integrations.optuna import _state as st
 
@@ -157,9 +161,9 @@ def test_x0_and_startup_trials_set_the_first_center() -> None:
     best = min(startup, key=lambda t: t.value)
     first = s.trials[5].system_attrs[st.KEY_STATE]
     assert first["gen"] == 0
+    x = ZoAR.from_state_dict(first["core"]).x.numpy()
     assert ZoARSampler(seed=0, n_startup_trials=5, **KW)._box(
-        {n: d for n, d in best.distributions.items()})[0].from_unit(np.array(first["x"])) == \
-        pytest.approx(best.params)
+        {n: d for n, d in best.distributions.items()})[0].from_unit(x) == pytest.approx(best.params)
 
 
 CORRUPT = [
@@ -182,9 +186,10 @@ def test_corrupt_state_warns_and_falls_back(bad) -> None:
     doc = next(t.system_attrs[st.KEY_STATE] for t in s.trials
                if t.system_attrs.get(st.KEY_GEN) == newest and st.KEY_STATE in t.system_attrs)
     if bad == "MISSING_FIELD":
-        bad = {k: v for k, v in doc.items() if k != "moments"}
+        bad = dict(doc, core={k: v for k, v in doc["core"].items() if k != "update"})
     elif bad == "NAN_CENTER":
-        bad = dict(doc, x=[float("nan")] * len(doc["x"]))
+        d = doc["core"]["dim"]
+        bad = dict(doc, core=dict(doc["core"], x=encode_array(torch.full((d,), float("nan"), dtype=torch.float64))))
     elif bad == "TRUE_GEN":
         bad = dict(doc, gen=True)
     # A trial claiming a newer generation, carrying the bad document.

@@ -9,6 +9,8 @@ from .hessian import (
 )
 from .history import QueryHistory
 from .updates import SGD, Adam, UpdateRule, make_update_rule
+from .options import ZoAROptions
+from .state import StateError
 from .zoar import ZoAR, problem_scale
 from .zovh import ZoVHOptimizer
 
@@ -16,6 +18,7 @@ __all__ = [
     "Adam", "BatchObjective", "BudgetExhausted", "ObjectiveError", "QueryHistory", "SGD",
     "StepControl", "UpdateRule", "ZoAR", "centered_weights", "make_generator", "make_update_rule",
     "problem_scale", "sample_directions", "two_point_gradient", "zoar_gradient",
+    "ZoAROptions", "StateError",
     # ZoVH Hessian suite
     "LowRankHessian", "SymmetricOperator", "classical_hessian", "inverse_hessian_gradient",
     "positive_definite", "sherman_morrison_solve", "woodbury_solve", "zovh_gradient", "zovh_hessian",

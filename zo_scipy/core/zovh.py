@@ -76,6 +76,9 @@ class ZoVHOptimizer(ZoAR):
         self.inverse = inverse
         self.correction = bool(correction)
 
+    def _extra_settings(self) -> dict[str, Any]:
+        return {"lam": self.lam, "inverse": self.inverse, "correction": self.correction}
+
     #: ``lam="auto"``: :math:`\lambda_t` = ``AUTO_LAM_FACTOR`` times the median of
     #: :math:`|c_i| |u_i|^2`. ``python -m zo_scipy.bench --suite hessian`` (study "methods"):
     #: the authors' fixed 0.1 stalled on a 20-d Rosenbrock (19.9 from 19.0 in 20 000
