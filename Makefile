@@ -5,10 +5,10 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # CPU wheel on this kind of machine; an already installed torch >= 2.1 is reused as is.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= test,optuna,botorch,bench,docs
+EXTRAS ?= test,optuna,bench,docs
 STAMP  := $(VENV)/.zo-installed
 
-.PHONY: setup demo test test-fast docs bench-quick bench clean
+.PHONY: setup demo test test-fast typecheck docs bench-quick bench clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
 
 docs: $(STAMP)
 	$(PY) -m sphinx -W --keep-going -b html -q docs docs/_build/html

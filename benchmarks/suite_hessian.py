@@ -151,13 +151,13 @@ def _solver_problems(quick: bool) -> list[tuple[str, Any, Any, np.ndarray]]:
 
 
 def solver_cell(problem: tuple[str, Any, Any, np.ndarray], method: str, feed: str, seed: int) -> dict[str, Any]:
-    from zo_scipy import ZoVHCurvature as ZoVH
+    from zo_scipy import ZoVHCurvature
 
     name, f, grad, x0 = problem
     fc = _Counted(f)
     t0 = time.perf_counter()
     if feed == "zovh":
-        curv = ZoVH(fc, seed=seed)
+        curv = ZoVHCurvature(fc, seed=seed)
         kw = curv.hooks(method)
     else:
         g = _fd_grad(fc)
@@ -171,9 +171,9 @@ def solver_cell(problem: tuple[str, Any, Any, np.ndarray], method: str, feed: st
 
 
 def hessp_cost_cell(d: int, m: int) -> dict[str, Any]:
-    from zo_scipy import ZoVHCurvature as ZoVH
+    from zo_scipy import ZoVHCurvature
 
-    curv = ZoVH(lambda X: 0.5 * (X**2).sum(1), vectorized=True, num_queries=m, max_rank=2 * m, seed=0,
+    curv = ZoVHCurvature(lambda X: 0.5 * (X**2).sum(1), vectorized=True, num_queries=m, max_rank=2 * m, seed=0,
                 mu=1e-3)
     x = np.ones(d)
     for s in (1.0, 0.9, 0.8):

@@ -1,13 +1,14 @@
 """Checkpoint a long ZoAR run and resume it, possibly in another process.
 
-``res.state`` is the optimizer (iterate, reuse buffer, Adam moments, step control,
-random-generator state); it pickles. ``options=dict(resume=state)`` continues exactly
-where the run stopped, so two halves give the same point as one run.
+``res.state`` is a snapshot of the optimizer as a JSON-safe dict (iterate, reuse buffer
+records, Adam moments, step control, random-generator state). Saved as JSON text and
+passed back with ``options=dict(resume=state)``, it continues exactly where the run
+stopped, so two halves give the same point as one run.
 
 Run: ``python examples/checkpoint_resume.py``.
 """
+import json
 import os
-import pickle
 import tempfile
 
 import numpy as np
@@ -25,11 +26,11 @@ full = minimize(rosen, x0, method=zo_scipy.zoar, options=dict(maxfev=2 * half, s
 # ... versus a first half, a checkpoint on disk, and a resumed second half.
 first = minimize(rosen, x0, method=zo_scipy.zoar, options=dict(maxfev=half, seed=0))
 with tempfile.TemporaryDirectory() as tmp:
-    path = os.path.join(tmp, "zoar.ckpt")
-    with open(path, "wb") as fh:
-        pickle.dump(first.state, fh)
-    with open(path, "rb") as fh:  # only unpickle files you trust
-        state = pickle.load(fh)
+    path = os.path.join(tmp, "zoar-state.json")
+    with open(path, "w") as fh:
+        json.dump(first.state, fh)
+    with open(path) as fh:  # plain data: every field is checked when it is loaded
+        state = json.load(fh)
 # With resume, x0 only gives the shape; the iterate comes from the state.
 second = minimize(rosen, x0, method=zo_scipy.zoar, options=dict(maxfev=half, resume=state))
 

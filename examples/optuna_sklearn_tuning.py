@@ -62,7 +62,7 @@ def main() -> None:
         print(f"best CV accuracy {study.best_value:.4f} with {study.best_params}")
         if state is not None:
             print(f"ZoAR generation {state['gen']}, current center {state['params']}, "
-                  f"step {state['control']['lr']:.3g}")
+                  f"step {state['lr']:.3g}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """What a user gets from ``pip install``: lazy optional imports, py.typed, the
-``zo_scipy.integrations`` namespace (and no top-level ``integrations``)."""
+``zo_scipy.integrations`` package mapped from the top-level ``integrations/`` folder (one
+module identity, no top-level ``integrations``), and no benchmark code."""
 from __future__ import annotations
 
 import json
@@ -39,6 +40,21 @@ def test_integrations_only_under_the_zo_scipy_namespace(tmp_path: Path):
     assert bare.returncode != 0 and "No module named 'integrations'" in bare.stderr
 
 
+def test_one_module_identity_for_the_adapters_from_the_repository_root():
+    # From the root the folder is on sys.path, but only one name imports it.
+    code = ("import sys, zo_scipy.integrations.optuna._state as s\n"
+            "try:\n    import integrations\nexcept ImportError as e:\n    print('refused:', e)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'integrations'))\n"
+            "print(s.__file__)")
+    proc = _run(code, ROOT)
+    assert proc.returncode == 0, proc.stderr
+    refused, modules, path = proc.stdout.strip().splitlines()[-3:]
+    assert refused.startswith("refused: the adapters are the package zo_scipy.integrations")
+    assert modules == "[]"
+    assert Path(path) == ROOT / "integrations" / "optuna" / "_state.py"
+    assert not (ROOT / "zo_scipy" / "integrations").exists()  # no symlink, no second copy
+
+
 @pytest.mark.slow
 def test_wheel_ships_py_typed_and_the_integrations(tmp_path: Path):
     """Build a wheel from a copy of the sources (no network: the venv's setuptools)."""
@@ -47,8 +63,9 @@ def test_wheel_ships_py_typed_and_the_integrations(tmp_path: Path):
     pytest.importorskip("setuptools", minversion="77")
     src = tmp_path / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(ROOT / "zo_scipy", src / "zo_scipy", symlinks=True, ignore=ignore)
+    shutil.copytree(ROOT / "zo_scipy", src / "zo_scipy", ignore=ignore)
     shutil.copytree(ROOT / "integrations", src / "integrations", ignore=ignore)
+    shutil.copytree(ROOT / "benchmarks", src / "benchmarks", ignore=ignore)  # must stay out
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
@@ -60,4 +77,6 @@ def test_wheel_ships_py_typed_and_the_integrations(tmp_path: Path):
     assert "zo_scipy/py.typed" in names
     assert "zo_scipy/integrations/__init__.py" in names
     assert "zo_scipy/integrations/optuna/__init__.py" in names
-    assert not any(n.startswith("integrations/") for n in names)
+    assert "zo_scipy/integrations/optuna/_sampler.py" in names
+    assert not any(n.startswith(("integrations/", "benchmarks/")) for n in names)
+    assert not any("bench" in n or "botorch" in n for n in names), sorted(names)

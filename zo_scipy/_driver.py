@@ -7,6 +7,7 @@ errors, ``KeyboardInterrupt``) so that every method behaves the same.
 """
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from collections.abc import Callable
@@ -29,6 +30,18 @@ class AskTell(Protocol):
     def ask(self, n: int | None = None) -> torch.Tensor: ...
     def tell(self, values: Any) -> None: ...
     def cancel(self) -> None: ...
+
+
+def snapshot(opt: AskTell) -> Any:
+    """``res.state``: the optimizer's state dict (a copy of the optimizer where its update
+    rule cannot be stored as data), so that resuming never changes an earlier result."""
+    state_dict = getattr(opt, "state_dict", None)
+    if state_dict is not None:
+        try:
+            return state_dict()
+        except TypeError:  # a custom UpdateRule: no data form
+            pass
+    return copy.deepcopy(opt)
 
 
 def _progress_bar(total: int | None, enabled: bool, name: str) -> Any:
@@ -118,7 +131,7 @@ def drive(
             status, message = Status.NONFINITE, MESSAGES[Status.NONFINITE]
     res = OptimizeResult(
         x=x, fun=fun, nfev=objective.nfev, nit=nit, success=status == Status.CONVERGED,
-        status=int(status), message=message, x_iterate=iterate(), state=opt,
+        status=int(status), message=message, x_iterate=iterate(), state=snapshot(opt),
         **(extras() if extras else {}))
     if error is not None:
         res.exception = error.__cause__ or error

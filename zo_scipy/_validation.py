@@ -1,15 +1,23 @@
-"""Up-front validation of options, bounds and x0; messages name the argument."""
+"""SciPy-specific input parsing: unknown options, bounds, x0 and callbacks.
+
+The algorithm's options and the seed/device/dtype checks are the core's
+(:mod:`zo_scipy.core.options`); they are re-exported here for the SciPy front ends.
+Messages name the argument.
+"""
 from __future__ import annotations
 
-import math
-import numbers
+import inspect
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
 from scipy.optimize import Bounds, OptimizeWarning
+
+from .core.options import (  # noqa: F401  (re-exported for the SciPy front ends)
+    check_betas, check_bool, check_choice, check_count, check_int, check_positive, check_real,
+    resolve_device, resolve_dtype, resolve_seed,
+)
 
 
 def check_unknown_options(unknown: dict[str, Any], method: str) -> None:
@@ -17,88 +25,6 @@ def check_unknown_options(unknown: dict[str, Any], method: str) -> None:
     if unknown:
         names = ", ".join(map(str, unknown))
         warnings.warn(f"Unknown solver options for {method}: {names}", OptimizeWarning, stacklevel=4)
-
-
-def check_int(name: str, value: Any, minimum: int, *, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"option {name!r} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_positive(name: str, value: Any, *, allow_none: bool = False, allow_zero: bool = False) -> float | None:
-    if value is None and allow_none:
-        return None
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        need = "a finite number >= 0" if allow_zero else "a positive finite number"
-        raise ValueError(f"option {name!r} must be {need}, got {value!r}")
-    return float(value)
-
-
-def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"option {name!r} must be one of {tuple(choices)}, got {value!r}")
-    return str(value)
-
-
-def check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"option {name!r} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def check_betas(value: Any) -> tuple[float, float]:
-    try:
-        b1, b2 = (float(b) for b in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"option 'betas' must be a pair (beta1, beta2), got {value!r}") from None
-    if not (0 <= b1 < 1 and 0 <= b2 < 1):
-        raise ValueError(f"option 'betas' must lie in [0, 1), got {value!r}")
-    return b1, b2
-
-
-def resolve_seed(seed: Any, rng: Any) -> int | None:
-    """One integer seed from SciPy's ``rng`` (int or ``numpy.random.Generator``) or ``seed``."""
-    if seed is not None and rng is not None:
-        raise ValueError("give either option 'seed' or option 'rng', not both")
-    if rng is not None:
-        if isinstance(rng, np.random.Generator):
-            return int(rng.integers(2**63 - 1))
-        if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
-            return int(rng)
-        raise ValueError(f"option 'rng' must be an int or a numpy.random.Generator, got {rng!r}")
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"option 'seed' must be a non-negative integer or None, got {seed!r}")
-    return int(seed)
-
-
-def resolve_device(device: Any) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"option 'device' must be 'cpu', 'cuda', 'auto' or a torch.device, got {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"option 'device' is {device!r} but CUDA is not available here; use 'cpu' or 'auto'")
-    return dev
-
-
-_DTYPES = {"float64": torch.float64, "float32": torch.float32, "double": torch.float64, "float": torch.float32}
-
-
-def resolve_dtype(dtype: Any) -> torch.dtype:
-    if isinstance(dtype, torch.dtype) and dtype in (torch.float64, torch.float32):
-        return dtype
-    if isinstance(dtype, str) and dtype in _DTYPES:
-        return _DTYPES[dtype]
-    if dtype in (np.float64, np.float32):
-        return torch.float64 if dtype is np.float64 else torch.float32
-    raise ValueError(f"option 'dtype' must be 'float64' or 'float32', got {dtype!r}")
 
 
 def check_x0(x0: Any) -> np.ndarray:
@@ -171,8 +97,6 @@ def make_callback(callback: Callable[..., Any] | None) -> Callable[[Any, np.ndar
         return None
     if not callable(callback):
         raise ValueError(f"callback must be callable, got {type(callback).__name__}")
-    import inspect
-
     try:
         params = list(inspect.signature(callback).parameters)
     except (TypeError, ValueError):

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import inspect
 import multiprocessing
 import os
 import warnings
@@ -12,11 +14,15 @@ import numpy as np
 import torch
 from scipy.optimize import OptimizeResult
 
-from . import _validation as v
 from ._driver import drive
-from .core.directions import DIRECTION_KINDS
+from ._validation import (
+    check_bool, check_int, check_unknown_options, check_x0, clip_x0, make_callback, resolve_device,
+    resolve_dtype, resolve_seed, standardize_bounds,
+)
 from .core.evaluation import BatchObjective
-from .core.updates import UPDATE_RULES, UpdateRule
+from .core.options import ZoAROptions
+from .core.state import StateError
+from .core.updates import UpdateRule
 from .core.zoar import ZoAR
 
 
@@ -96,8 +102,7 @@ def zoar(
     torch_threads: int | None = None,
     disp: bool = False,
     progress: bool = False,
-    resume: ZoAR | None = None,
-    _method: tuple[str, Callable[..., ZoAR]] = ("zoar", ZoAR),
+    resume: dict[str, Any] | ZoAR | None = None,
     **unknown_options: Any,
 ) -> OptimizeResult:
     r"""Minimize a scalar function with ZoAR (averaged baseline + query reuse).
@@ -194,17 +199,19 @@ def zoar(
         Print a summary at the end.
     progress : bool
         Show a tqdm progress bar over the evaluation budget.
-    resume : ZoAR
-        Continue from ``res.state`` of an earlier (possibly pickled) run; ``x0``
-        must have the same size. Budgets count this call only.
+    resume : dict
+        Continue from ``res.state`` of an earlier run (a JSON-safe state dict, see
+        :meth:`zo_scipy.core.ZoAR.state_dict`; a ``ZoAR`` object is copied first);
+        ``x0`` must have the same size. The earlier result is never changed.
+        Budgets count this call only.
 
     Returns
     -------
     OptimizeResult
         ``x`` (best evaluated point, shape of ``x0``), ``fun`` (its value), ``nfev``,
         ``nit``, ``success``, ``status``, ``message``, and ``x_iterate`` (last
-        iterate, not evaluated), ``lr``, ``mu``, ``n_nonfinite``, ``state`` (the
-        picklable optimizer). ``x`` is never NaN: when no finite value was seen it
+        iterate, not evaluated), ``lr``, ``mu``, ``n_nonfinite``, ``state`` (a
+        snapshot of the optimizer as a JSON-safe dict, for ``resume``). ``x`` is never NaN: when no finite value was seen it
         is ``x0`` with ``fun = nan``.
 
     Notes
@@ -217,68 +224,87 @@ def zoar(
     exception in ``res.exception`` (plus a ``RuntimeWarning``). ``KeyboardInterrupt``
     returns the best point so far (``status=5``).
     """
-    name, factory = _method  # private: lets `zovh` reuse this front-end with its own optimizer
-    v.check_unknown_options(unknown_options, name)
+    settings = dict(maxfev=maxfev, maxiter=maxiter, num_queries=num_queries, num_histories=num_histories,
+                    mu=mu, lr=lr, adapt_mu=adapt_mu, update=update, betas=betas, eps=eps,
+                    bias_correction=bias_correction, schedule=schedule, xtol=xtol, tol=tol,
+                    directions=directions, normalization=normalization, seed=seed, rng=rng,
+                    device=device, dtype=dtype, vectorized=vectorized, tensor_input=tensor_input,
+                    workers=workers, torch_threads=torch_threads, disp=disp, progress=progress)
+    return run_method("zoar", ZoAR, {}, fun, x0, args, jac, hess, hessp, bounds, constraints,
+                      callback, resume, settings, unknown_options)
+
+
+#: The options every ZoAR-based method accepts, with their defaults (from ``zoar``'s signature).
+ZOAR_METHOD_OPTIONS: dict[str, Any] = {
+    name: p.default for name, p in inspect.signature(zoar).parameters.items()
+    if p.kind is inspect.Parameter.KEYWORD_ONLY and name != "resume"}
+
+
+def run_method(
+    name: str,
+    factory: type[ZoAR],
+    extra_settings: dict[str, Any],
+    fun: Callable[..., Any],
+    x0: Any,
+    args: tuple[Any, ...],
+    jac: Any,
+    hess: Any,
+    hessp: Any,
+    bounds: Any,
+    constraints: Any,
+    callback: Callable[..., Any] | None,
+    resume: dict[str, Any] | ZoAR | None,
+    settings: dict[str, Any],
+    unknown_options: dict[str, Any],
+) -> OptimizeResult:
+    """The SciPy front end shared by ``zoar`` and ``zovh``: parse SciPy's input, build
+    (or resume) a ``factory`` optimizer with ``extra_settings``, drive it."""
+    s = {**ZOAR_METHOD_OPTIONS, **settings}
+    check_unknown_options(unknown_options, name)
     _check_ignored(jac, hess, hessp, constraints, name)
-    x0 = v.check_x0(x0)
+    x0 = check_x0(x0)
     d = x0.size
-    maxfev = v.check_int("maxfev", maxfev, 1, allow_none=True) or 1000 * d
-    maxiter = v.check_int("maxiter", maxiter, 1, allow_none=True)
-    num_queries = int(v.check_int("num_queries", num_queries, 1))  # type: ignore[arg-type]
-    num_histories = int(v.check_int("num_histories", num_histories, 0))  # type: ignore[arg-type]
-    if num_queries * (num_histories + 1) < 2:
-        raise ValueError("options 'num_queries' * ('num_histories' + 1) must be >= 2: the averaged "
-                         "baseline needs at least two values")
-    if maxfev < num_queries:
-        raise ValueError(f"option 'maxfev'={maxfev} is smaller than 'num_queries'={num_queries}: "
+    maxfev = check_int("maxfev", s["maxfev"], 1, allow_none=True) or 1000 * d
+    maxiter = check_int("maxiter", s["maxiter"], 1, allow_none=True)
+    xtol = s["xtol"] if s["tol"] is None else s["tol"]
+    try:
+        options = ZoAROptions(
+            num_queries=s["num_queries"], num_histories=s["num_histories"], mu=s["mu"], lr=s["lr"],
+            adapt_mu=s["adapt_mu"], update=s["update"], betas=s["betas"], eps=s["eps"],
+            bias_correction=s["bias_correction"], schedule=s["schedule"],
+            directions=s["directions"], normalization=s["normalization"], xtol=xtol)
+    except ValueError as e:
+        if s["tol"] is not None and "'xtol'" in str(e):
+            raise ValueError(str(e).replace("'xtol'", "'tol'")) from None
+        raise
+    if maxfev < options.num_queries:
+        raise ValueError(f"option 'maxfev'={maxfev} is smaller than 'num_queries'={options.num_queries}: "
                          "one iteration needs num_queries evaluations")
-    mu = v.check_positive("mu", mu, allow_none=True)
-    lr = v.check_positive("lr", lr, allow_none=True)
-    if adapt_mu is not None:
-        adapt_mu = v.check_bool("adapt_mu", adapt_mu)
-    if not isinstance(update, UpdateRule):
-        update = v.check_choice("update", update, UPDATE_RULES)
-    betas = v.check_betas(betas)
-    eps = float(v.check_positive("eps", eps))  # type: ignore[arg-type]
-    bias_correction = v.check_bool("bias_correction", bias_correction)
-    schedule = v.check_choice("schedule", schedule, ("adaptive", "constant"))
-    if tol is not None:
-        xtol = tol
-    xtol = float(v.check_positive("xtol" if tol is None else "tol", xtol, allow_zero=True))  # type: ignore[arg-type]
-    directions = v.check_choice("directions", directions, DIRECTION_KINDS)
-    normalization = v.check_choice("normalization", normalization, ("unbiased", "authors"))
-    seed = v.resolve_seed(seed, rng)
-    dev = v.resolve_device(device)
-    tdtype = v.resolve_dtype(dtype)
-    vectorized = v.check_bool("vectorized", vectorized)
-    tensor_input = v.check_bool("tensor_input", tensor_input)
-    torch_threads_n = v.check_int("torch_threads", torch_threads, 1, allow_none=True)
-    disp = v.check_bool("disp", disp)
-    progress = v.check_bool("progress", progress)
+    seed = resolve_seed(s["seed"], s["rng"])
+    dev = resolve_device(s["device"])
+    tdtype = resolve_dtype(s["dtype"])
+    vectorized = check_bool("vectorized", s["vectorized"])
+    tensor_input = check_bool("tensor_input", s["tensor_input"])
+    torch_threads_n = check_int("torch_threads", s["torch_threads"], 1, allow_none=True)
+    disp = check_bool("disp", s["disp"])
+    progress = check_bool("progress", s["progress"])
+    workers = s["workers"]
     if not callable(workers) and workers != 1 and vectorized:
         raise ValueError("options 'workers' and 'vectorized' cannot be combined: a vectorized "
                          "objective already evaluates the whole batch in one call")
-    lu = v.standardize_bounds(bounds, d)
-    x0 = v.clip_x0(x0, lu)
-    cb = v.make_callback(callback)
+    lu = standardize_bounds(bounds, d)
+    x0 = clip_x0(x0, lu)
+    cb = make_callback(callback)
 
     if resume is not None:
-        if not isinstance(resume, ZoAR):
-            raise ValueError(f"option 'resume' must be the `state` of an earlier {name} result, got {type(resume).__name__}")
-        if resume.dim != d:
-            raise ValueError(f"option 'resume' holds a {resume.dim}-dimensional state but x0 has {d} elements")
-        opt = resume
+        opt = _resumed(resume, factory, name, d, dev)
     else:
         lower = upper = None
         if lu is not None:
             lower = torch.as_tensor(lu[0], dtype=tdtype, device=dev)
             upper = torch.as_tensor(lu[1], dtype=tdtype, device=dev)
-        opt = factory(torch.as_tensor(x0.reshape(-1), dtype=tdtype, device=dev),
-                   num_queries=num_queries, num_histories=num_histories, mu=mu, lr=lr,
-                   adapt_mu=adapt_mu, update=update, betas=betas, eps=eps,
-                   bias_correction=bias_correction, schedule=schedule, lower=lower, upper=upper,
-                   directions=directions, normalization=normalization,  # type: ignore[arg-type]
-                   seed=seed, dtype=tdtype, device=dev, xtol=xtol)
+        opt = factory(torch.as_tensor(x0.reshape(-1), dtype=tdtype, device=dev), options=options,
+                      lower=lower, upper=upper, seed=seed, dtype=tdtype, device=dev, **extra_settings)
 
     def extras() -> dict[str, Any]:
         return {"lr": opt.lr, "mu": opt.mu, "n_nonfinite": opt.n_nonfinite}
@@ -288,3 +314,22 @@ def zoar(
                                    tensor_input=tensor_input, map=mapper, max_evals=maxfev)
         return drive(opt, objective, x0=x0, maxiter=maxiter, callback=cb, progress=progress,
                      disp=disp, name=name, extras=extras)
+
+
+def _resumed(resume: Any, factory: type[ZoAR], name: str, d: int, device: torch.device) -> ZoAR:
+    """A new optimizer continuing from ``resume`` (never the object or dict passed in)."""
+    if isinstance(resume, ZoAR):
+        if type(resume) is not factory:
+            raise ValueError(f"option 'resume' holds a {type(resume).__name__}, not the state of a {name} run")
+        opt = copy.deepcopy(resume)
+    elif isinstance(resume, dict):
+        try:
+            opt = factory.from_state_dict(resume, device=device)
+        except StateError as e:
+            raise StateError(f"option 'resume' is not a valid {name} state: {e}") from None
+    else:
+        raise ValueError(f"option 'resume' must be the `state` of an earlier {name} result, got "
+                         f"{type(resume).__name__}")
+    if opt.dim != d:
+        raise ValueError(f"option 'resume' holds a {opt.dim}-dimensional state but x0 has {d} elements")
+    return opt

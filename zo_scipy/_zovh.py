@@ -1,14 +1,13 @@
 """``zovh``: the ZoVH paper's curvature-aware method as a callable ``minimize`` method."""
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from scipy.optimize import OptimizeResult
 
-from . import _validation as validation
-from ._zoar import zoar
+from ._validation import check_bool, check_choice, check_real
+from ._zoar import ZOAR_METHOD_OPTIONS, run_method
 from .core.zovh import INVERSES, CurvatureZoAR
 
 
@@ -26,7 +25,7 @@ def zovh(
     lam: float | str = "auto",
     inverse: str = "sherman-morrison",
     correction: bool = True,
-    resume: CurvatureZoAR | None = None,
+    resume: dict[str, Any] | CurvatureZoAR | None = None,
     **options: Any,
 ) -> OptimizeResult:
     r"""Minimize a scalar function with ZoVH's curvature-aware zeroth-order method.
@@ -69,8 +68,8 @@ def zovh(
     correction : bool
         Leave-one-out correction :math:`p_i` (default True). Without it the step
         collapses in high dimension (``docs/zovh.md``); False is for comparisons only.
-    resume : CurvatureZoAR
-        Continue from ``res.state`` of an earlier ``zovh`` run.
+    resume : dict
+        Continue from ``res.state`` of an earlier ``zovh`` run (its state dict).
     maxfev, maxiter, num_queries, num_histories, mu, lr, adapt_mu, update, betas, eps,
     bias_correction, schedule, xtol, tol, directions, normalization, seed, rng, device,
     dtype, vectorized, tensor_input, workers, torch_threads, disp, progress
@@ -84,15 +83,15 @@ def zovh(
     OptimizeResult
         As :func:`zo_scipy.zoar`: ``x`` (best evaluated point), ``fun``, ``nfev``,
         ``nit``, ``success``, ``status``, ``message``, ``x_iterate``, ``lr``, ``mu``,
-        ``n_nonfinite`` and ``state`` (a picklable :class:`~zo_scipy.core.zovh.CurvatureZoAR`).
+        ``n_nonfinite`` and ``state`` (a JSON-safe snapshot of the optimizer, for ``resume``).
         ``x`` is never NaN.
     """
     if lam != "auto":
-        lam = cast(float, validation.check_positive("lam", lam))  # None only with allow_none
-    inverse = validation.check_choice("inverse", inverse, INVERSES)
-    correction = validation.check_bool("correction", correction)
-    if resume is not None and not isinstance(resume, CurvatureZoAR):
-        raise ValueError(f"option 'resume' must be the `state` of an earlier zovh result, got {type(resume).__name__}")
-    factory = functools.partial(CurvatureZoAR, lam=lam, inverse=inverse, correction=correction)
-    return zoar(fun, x0, args, jac, hess, hessp, bounds, constraints, callback, resume=resume,
-                _method=("zovh", factory), **options)
+        lam = check_real("lam", lam)
+    inverse = check_choice("inverse", inverse, INVERSES)
+    correction = check_bool("correction", correction)
+    known = {k: val for k, val in options.items() if k in ZOAR_METHOD_OPTIONS}
+    unknown = {k: val for k, val in options.items() if k not in ZOAR_METHOD_OPTIONS}
+    return run_method("zovh", CurvatureZoAR, dict(lam=lam, inverse=inverse, correction=correction),
+                      fun, x0, args, jac, hess, hessp, bounds, constraints, callback, resume, known,
+                      unknown)

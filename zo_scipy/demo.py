@@ -109,7 +109,7 @@ class Row:
     trace: list[float] = field(repr=False)
 
 
-Solver = Callable[[CountedObjective, np.ndarray, int, int], OptimizeResult | None]
+Solver = Callable[[CountedObjective, np.ndarray, int, int], OptimizeResult]
 
 
 def _zoar(obj: CountedObjective, x0: np.ndarray, budget: int, seed: int) -> OptimizeResult:
@@ -217,7 +217,7 @@ def optuna_section(seed: int, out: str, n_trials: int) -> str | None:
     try:
         import optuna
 
-        from .integrations.optuna import ZoARSampler
+        from .integrations.optuna import ZoARSampler  # type: ignore[import-not-found]  # pyproject maps integrations/ here; mypy checks that folder as its own package
     except ImportError:
         return None
     optuna.logging.set_verbosity(optuna.logging.WARNING)

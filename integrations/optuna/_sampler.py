@@ -18,7 +18,7 @@ import math
 import secrets
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,10 +31,10 @@ from optuna.search_space import IntersectionSearchSpace
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from zo_scipy.core.directions import DIRECTION_KINDS
-from zo_scipy.core.updates import UPDATE_RULES
+from zo_scipy.core.options import ZoAROptions, check_count
+from zo_scipy.core.zoar import ZoAR
 
-from . import _state as st
+from . import _state as stored
 from ._optuna_private import UnitBox, set_system_attr
 
 _logger = optuna.logging.get_logger(__name__)
@@ -44,6 +44,10 @@ _logger = optuna.logging.get_logger(__name__)
 #: objectives are usually noisy and low-dimensional.
 DEFAULT_MU = 0.1
 DEFAULT_LR = 0.05
+
+
+#: A decoded generation: the core optimizer and the trials of the batches in its buffer.
+_Loaded = tuple[ZoAR, stored.TrialMap]
 
 
 class ZoARStateWarning(UserWarning):
@@ -133,51 +137,32 @@ class ZoARSampler(BaseSampler):
         directions: str = "gaussian",
         warn_independent_sampling: bool = True,
     ) -> None:
-        def _count(name: str, v: Any, lo: int) -> int:
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-                raise ValueError(f"{name} must be an int >= {lo}, got {v!r}")
-            return int(v)
-
         if seed is not None:
-            seed = _count("seed", seed, 0)
-        n_startup_trials = _count("n_startup_trials", n_startup_trials, 0)
-        num_queries = _count("num_queries", num_queries, 1)
-        num_histories = _count("num_histories", num_histories, 0)
-        if num_queries * (num_histories + 1) < 2:
-            raise ValueError("num_queries * (num_histories + 1) must be >= 2: the averaged "
-                             "baseline needs two values")
-        for name, v in (("mu", mu), ("lr", lr)):
-            if v is not None and not (isinstance(v, (int, float)) and 0 < v < math.inf):
-                raise ValueError(f"{name} must be a positive finite number, got {v!r}")
-        if update not in UPDATE_RULES:
-            raise ValueError(f"update must be one of {UPDATE_RULES}, got {update!r}")
-        if schedule not in ("adaptive", "constant"):
-            raise ValueError(f"schedule must be 'adaptive' or 'constant', got {schedule!r}")
-        if directions not in DIRECTION_KINDS:
-            raise ValueError(f"directions must be one of {DIRECTION_KINDS}, got {directions!r}")
+            seed = check_count("seed", seed, 0)
+        n_startup_trials = check_count("n_startup_trials", n_startup_trials, 0)
         if x0 is not None and not isinstance(x0, dict):
             raise TypeError(f"x0 must be a dict of parameter values, got {type(x0).__name__}")
         if independent_sampler is not None and not isinstance(independent_sampler, BaseSampler):
             raise TypeError("independent_sampler must be an optuna.samplers.BaseSampler, got "
                             f"{type(independent_sampler).__name__}")
+        # The step size and radius are fractions of each parameter's range: the unit box.
+        self._options = ZoAROptions(
+            num_queries=num_queries, num_histories=num_histories, update=update, schedule=schedule,
+            directions=directions, mu=DEFAULT_MU if mu is None else mu,
+            lr=DEFAULT_LR if lr is None else lr,
+            adapt_mu=(mu is None) if adapt_mu is None else adapt_mu)
         self._seed = seed
         self._n_startup_trials = n_startup_trials
         self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
         self._x0 = dict(x0) if x0 is not None else None
         self._warn_independent_sampling = bool(warn_independent_sampling)
-        self._settings = dict(
-            num_queries=num_queries, num_histories=num_histories, update=update,
-            schedule=schedule, directions=directions,
-            mu=float(mu) if mu is not None else DEFAULT_MU,
-            lr=float(lr) if lr is not None else DEFAULT_LR,
-            adapt_mu=(mu is None) if adapt_mu is None else bool(adapt_mu),
-            window=max(4, math.ceil(40 / num_queries)))
+        num_queries, num_histories = self._options.num_queries, self._options.num_histories
         # Only the newest trials are scanned for state (older ones only through the trial
         # numbers the state records), so the cost per trial does not grow with the study.
         self._scan = max(256, 4 * num_queries * (num_histories + 2))
         self._search_space = IntersectionSearchSpace()
         self._lock = threading.RLock()
-        self._decoded: dict[tuple[Any, ...], st.State | None] = {}  # snapshot cache (None: bad)
+        self._decoded: dict[tuple[Any, ...], tuple[ZoAR, stored.TrialMap] | None] = {}  # (None: bad)
         self._warned: set[tuple[int, str]] = set()
         self._dirs: dict[tuple[int, int, int], torch.Tensor] = {}
         self._boxes: dict[str, UnitBox] = {}
@@ -227,23 +212,26 @@ class ZoARSampler(BaseSampler):
 
     # -- public inspection -------------------------------------------------------------
     def get_state(self, study: optuna.Study) -> dict[str, Any] | None:
-        """The optimizer's current generation as stored JSON plus ``"params"`` (its center).
+        """The optimizer's current generation: ``gen``, ``seed``, ``params`` (its center as
+        parameter values), ``mu`` and ``lr`` (fractions of each range) and
+        ``document`` (the stored JSON, see :mod:`zo_scipy.integrations.optuna._state`).
 
         ``None`` before ZoAR has sampled (startup, or no numeric parameter yet).
         """
-        space = self.infer_relative_search_space(study, None)  # type: ignore[arg-type]
+        space = self.infer_relative_search_space(study, None)  # type: ignore[arg-type]  # Optuna's own samplers pass None too
         if not space:
             return None
+        config = self._config(study)
         with self._lock:
             box, key = self._box(space)
             trials = study.get_trials(deepcopy=False)
-            state, scope = self._load_scoped(trials, box, key, self._config(study))
-            if state is None:
+            loaded, scope = self._load_scoped(trials, box, key, config)
+            if loaded is None:
                 return None
-            state, _ = self._advance_all(state, scope, trials, box, key, self._config(study))
-        doc = st.encode(state, self._config(study), key)
-        doc["params"] = box.from_unit(np.asarray(state.x))
-        return doc
+            opt, told, _ = self._advance_all(*loaded, scope, trials, box, key, config)
+        return {"gen": opt.nit, "seed": opt.seed, "params": box.from_unit(opt.x.numpy()),
+                "mu": opt.mu, "lr": opt.lr,
+                "document": stored.encode(opt, told, config, key)}
 
     # -- internals ---------------------------------------------------------------------
     def _check_single_objective(self, study: optuna.Study) -> None:
@@ -251,8 +239,8 @@ class ZoARSampler(BaseSampler):
             raise ValueError("ZoARSampler supports single-objective studies only; this study has "
                              f"{len(study.directions)} objectives")
 
-    def _config(self, study: optuna.Study) -> st.Config:
-        return st.Config(maximize=study.direction == StudyDirection.MAXIMIZE, **self._settings)
+    def _config(self, study: optuna.Study) -> stored.Config:
+        return stored.Config(options=self._options, maximize=study.direction == StudyDirection.MAXIMIZE)
 
     @staticmethod
     def _n_complete(study: optuna.Study) -> int:
@@ -272,63 +260,90 @@ class ZoARSampler(BaseSampler):
                       "Continuing from older stored state (or from the start).",
                       ZoARStateWarning, stacklevel=4)
 
-    def _tags(self, trials: list[FrozenTrial], key: str) -> dict[int, list[FrozenTrial]]:
+    def _trials_by_generation(self, trials: list[FrozenTrial], key: str) -> dict[int, list[FrozenTrial]]:
         """Trials of this search space by generation, each list sorted by number."""
         tagged: dict[int, list[FrozenTrial]] = {}
         for t in trials:
             attrs = t.system_attrs
-            if st.KEY_GEN not in attrs:
+            if stored.KEY_GEN not in attrs:
                 continue
-            if attrs.get(st.KEY_SPACE) != key:
+            if attrs.get(stored.KEY_SPACE) != key:
                 continue  # another search space (or a corrupt tag): not ours to use
-            g = attrs[st.KEY_GEN]
+            g = attrs[stored.KEY_GEN]
             if isinstance(g, bool) or not isinstance(g, int) or g < 0:
-                self._warn(t, f"{st.KEY_GEN} = {g!r:.40} is not a generation number")
+                self._warn(t, f"{stored.KEY_GEN} = {g!r:.40} is not a generation number")
                 continue
             tagged.setdefault(g, []).append(t)
         for v in tagged.values():
             v.sort(key=lambda t: t.number)
         return tagged
 
-    def _load(self, trials: list[FrozenTrial], box: UnitBox, key: str,
-              config: st.Config) -> tuple[st.State | None, FrozenTrial | None]:
-        """The newest valid stored generation (lowest trial number among equals)."""
-        cands = [t for t in trials if st.KEY_STATE in t.system_attrs
-                 and t.system_attrs.get(st.KEY_SPACE) == key]
+    def _points(self, trials: list[FrozenTrial], box: UnitBox) -> Callable[[list[int]], torch.Tensor]:
+        """Trial numbers -> their parameters in the unit box (the points the core was told)."""
+        by_number: dict[int, FrozenTrial] = {}
+
+        def lookup(n: int) -> FrozenTrial | None:
+            if 0 <= n < len(trials) and trials[n].number == n:  # the usual layout: O(1)
+                return trials[n]
+            if not by_number:
+                by_number.update((t.number, t) for t in trials)
+            return by_number.get(n)
+
+        def points(numbers: list[int]) -> torch.Tensor:
+            rows = []
+            for n in numbers:
+                t = lookup(n)
+                if t is None or t.state != TrialState.COMPLETE or any(p not in t.params for p in box.names):
+                    raise stored.CorruptState(f"trial {n}, recorded in the state, is not a complete trial "
+                                          "of this search space")
+                rows.append(box.to_unit(t.params))
+            return torch.tensor(np.array(rows), dtype=torch.float64).reshape(len(rows), box.dim)
+
+        return points
+
+    def _load(self, candidates: list[FrozenTrial], trials: list[FrozenTrial], box: UnitBox, key: str,
+              config: stored.Config) -> _Loaded | None:
+        """The newest valid stored generation among ``candidates`` (lowest trial number among
+        equals), decoded against all ``trials``. The result is shared: never mutate it."""
+        cands = [t for t in candidates if stored.KEY_STATE in t.system_attrs
+                 and t.system_attrs.get(stored.KEY_SPACE) == key]
+
         def order(t: FrozenTrial) -> tuple[int, int]:
-            g = t.system_attrs.get(st.KEY_GEN)
+            g = t.system_attrs.get(stored.KEY_GEN)
             return (-(g if isinstance(g, int) and not isinstance(g, bool) else -1), t.number)
-        if len(self._decoded) > 4096:
+
+        if len(self._decoded) > 64:
             self._decoded.clear()
+        points = self._points(trials, box)
         for t in sorted(cands, key=order):
             # Finished or not, a trial's snapshot is written once: decode it once.
             ck = (t._trial_id, t.datetime_start, key)
             if ck not in self._decoded:
                 try:
-                    s = st.decode(t.system_attrs[st.KEY_STATE], config, key, box.dim)
-                    if s.gen != t.system_attrs.get(st.KEY_GEN):
-                        raise st.CorruptState(f"its generation {s.gen} does not match the tag")
-                    self._decoded[ck] = s
-                except st.CorruptState as e:
+                    loaded = stored.decode(t.system_attrs[stored.KEY_STATE], config, key, box.dim, points)
+                    if loaded[0].nit != t.system_attrs.get(stored.KEY_GEN):
+                        raise stored.CorruptState(f"its generation {loaded[0].nit} does not match the tag")
+                    self._decoded[ck] = loaded
+                except stored.CorruptState as e:
                     self._decoded[ck] = None
                     self._warn(t, str(e))
-            s = self._decoded[ck]
-            if s is not None:
-                return s, t
-        return None, None
+            hit = self._decoded[ck]
+            if hit is not None:
+                return hit
+        return None
 
     def _load_scoped(self, trials: list[FrozenTrial], box: UnitBox, key: str,
-                     config: st.Config) -> tuple[st.State | None, list[FrozenTrial]]:
+                     config: stored.Config) -> tuple[_Loaded | None, list[FrozenTrial]]:
         """:meth:`_load` over the newest trials, over all of them only when that finds nothing."""
         recent = trials[-self._scan:]
-        state, _ = self._load(recent, box, key, config)
-        if state is None and len(recent) < len(trials):
-            state, _ = self._load(trials, box, key, config)
-            return state, trials
-        return state, recent
+        loaded = self._load(recent, trials, box, key, config)
+        if loaded is None and len(recent) < len(trials):
+            return self._load(trials, trials, box, key, config), trials
+        return loaded, recent
 
-    def _batch(self, gen: int, center: list[float], mu: float, members: list[FrozenTrial],
-               box: UnitBox, config: st.Config) -> st.Batch | None:
+    def _batch(self, members: list[FrozenTrial], box: UnitBox,
+               config: stored.Config) -> tuple[list[int], torch.Tensor, torch.Tensor] | None:
+        """Trial numbers, unit-box points and losses (minimization sign) of ``members``."""
         rows, ys, numbers = [], [], []
         for t in members:
             if t.state != TrialState.COMPLETE or t.value is None:
@@ -340,44 +355,28 @@ class ZoARSampler(BaseSampler):
             numbers.append(t.number)
         if not rows:
             return None
-        return (gen, center, mu, numbers, torch.tensor(np.array(rows), dtype=torch.float64),
+        return (numbers, torch.tensor(np.array(rows), dtype=torch.float64),
                 torch.tensor(ys, dtype=torch.float64))
 
-    def _advance_all(self, state: st.State, scope: list[FrozenTrial], trials: list[FrozenTrial],
-                     box: UnitBox, key: str, config: st.Config) -> tuple[st.State, bool]:
-        """Close every generation whose chosen trials are all known (see :meth:`_chosen`).
+    def _advance_all(self, opt: ZoAR, told: stored.TrialMap, scope: list[FrozenTrial],
+                     trials: list[FrozenTrial], box: UnitBox, key: str,
+                     config: stored.Config) -> tuple[ZoAR, stored.TrialMap, bool]:
+        """Close every generation whose chosen trials are all known (see :meth:`_closing_trials`).
 
-        ``scope`` (the newest trials) is searched for members of the open generation;
-        trials recorded in the state are looked up by number in ``trials``.
+        ``scope`` (the newest trials) is searched for members of the open generation.
         """
-        tagged = self._tags(scope, key)
-        by_number: dict[int, FrozenTrial] = {}
-
-        def lookup(n: int) -> FrozenTrial | None:
-            if 0 <= n < len(trials) and trials[n].number == n:  # the usual layout: O(1)
-                return trials[n]
-            if not by_number:
-                by_number.update((t.number, t) for t in trials)
-            return by_number.get(n)
-
+        tagged = self._trials_by_generation(scope, key)
         advanced = False
         while True:
-            chosen = self._chosen(tagged.get(state.gen, []), scope, config.num_queries)
-            if chosen is None:
-                return state, advanced
-            cur = self._batch(state.gen, state.x, state.mu, chosen, box, config)
-            assert cur is not None
-            batches = [cur]
-            for h in state.hist:
-                old = [t for t in map(lookup, h["n"]) if t is not None]
-                b = self._batch(h["g"], h["x"], h["mu"], old, box, config)
-                if b is not None:
-                    batches.append(b)
-            state = st.advance(state, batches, config)
+            chosen = self._closing_trials(tagged.get(opt.nit, []), scope, config.options.num_queries)
+            batch = None if chosen is None else self._batch(chosen, box, config)
+            if batch is None:
+                return opt, told, advanced
+            opt, told = stored.advance(opt, told, *batch)
             advanced = True
 
     @staticmethod
-    def _chosen(members: list[FrozenTrial], trials: list[FrozenTrial],
+    def _closing_trials(members: list[FrozenTrial], trials: list[FrozenTrial],
                 K: int) -> list[FrozenTrial] | None:
         """The fixed rule: the first ``K`` complete trials of the generation by number.
 
@@ -393,7 +392,7 @@ class ZoARSampler(BaseSampler):
         member_ids = {t._trial_id for t in members}
         pending = (TrialState.RUNNING, TrialState.WAITING)
         cands = sorted([*members, *(t for t in trials if t.number > first and t.state in pending
-                                    and st.KEY_GEN not in t.system_attrs
+                                    and stored.KEY_GEN not in t.system_attrs
                                     and t._trial_id not in member_ids)],
                        key=lambda t: t.number)
         complete_after = [0] * (len(cands) + 1)
@@ -411,12 +410,13 @@ class ZoARSampler(BaseSampler):
                 return None
         return None
 
-    def _initial_x(self, trials: list[FrozenTrial], box: UnitBox, config: st.Config) -> list[float]:
+    def _initial_x(self, trials: list[FrozenTrial], box: UnitBox, config: stored.Config) -> list[float]:
         if self._x0 is not None:
             params = box.from_unit(np.full(box.dim, 0.5))
             for name, v in self._x0.items():
                 if name in params:
                     dist = box.search_space[name]
+                    assert isinstance(dist, (FloatDistribution, IntDistribution))  # _supported()
                     if not isinstance(v, (int, float)) or isinstance(v, bool) or not (
                             dist.low <= v <= dist.high):
                         raise ValueError(f"x0[{name!r}] = {v!r} is outside {dist}")
@@ -428,17 +428,17 @@ class ZoARSampler(BaseSampler):
             done = done[: self._n_startup_trials]
             if done:
                 sign = -1.0 if config.maximize else 1.0
-                best = min(done, key=lambda t: sign * t.value)  # type: ignore[operator]
+                best = min(done, key=lambda t: sign * (t.value if t.value is not None else math.inf))
                 return box.to_unit(best.params).tolist()
         return [0.5] * box.dim
 
-    def _directions(self, seed: int, gen: int, d: int, config: st.Config) -> torch.Tensor:
+    def _directions(self, seed: int, gen: int, d: int, config: stored.Config) -> torch.Tensor:
         k = (seed, gen, d)
         if k not in self._dirs:
             if len(self._dirs) > 16:
                 self._dirs.clear()
-            self._dirs[k] = st.generation_directions(seed, gen, 4 * config.num_queries, d,
-                                                     config.directions)
+            self._dirs[k] = stored.generation_directions(seed, gen, 4 * config.options.num_queries, d,
+                                                     config.options.directions)
         return self._dirs[k]
 
     def _sample_zoar(self, study: optuna.Study, trial: FrozenTrial,
@@ -447,21 +447,21 @@ class ZoARSampler(BaseSampler):
         with self._lock:
             box, key = self._box(space)
             trials = study.get_trials(deepcopy=False)
-            state, scope = self._load_scoped(trials, box, key, config)
-            stored = state is not None
-            if state is None:
+            loaded, scope = self._load_scoped(trials, box, key, config)
+            was_stored = loaded is not None
+            if loaded is None:
                 if self._n_complete(study) < self._n_startup_trials:
                     return {}
                 seed = self._seed if self._seed is not None else secrets.randbits(62)
-                state = st.initial_state(self._initial_x(trials, box, config), seed, config)
-            state, advanced = self._advance_all(state, scope, trials, box, key, config)
-            U = self._directions(state.seed, state.gen, box.dim, config)
+                loaded = stored.initial(self._initial_x(trials, box, config), seed, config), {}
+            opt, told, advanced = self._advance_all(*loaded, scope, trials, box, key, config)
+            U = self._directions(opt.seed, opt.nit, box.dim, config)
             u = U[trial.number % U.shape[0]].numpy()
-            x = np.clip(np.asarray(state.x) + state.mu * u, 0.0, 1.0)
-            set_system_attr(study, trial, st.KEY_SPACE, key)
-            set_system_attr(study, trial, st.KEY_GEN, state.gen)
-            if advanced or not stored:
-                set_system_attr(study, trial, st.KEY_STATE, st.encode(state, config, key))
+            x = np.clip(opt.x.numpy() + opt.mu * u, 0.0, 1.0)
+            set_system_attr(study, trial, stored.KEY_SPACE, key)
+            set_system_attr(study, trial, stored.KEY_GEN, opt.nit)
+            if advanced or not was_stored:
+                set_system_attr(study, trial, stored.KEY_STATE, stored.encode(opt, told, config, key))
             return box.from_unit(x)
 
     def __getstate__(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Statistical properties of the ZoAR gradient estimator (spec section 2).
+"""Statistical properties of the ZoAR gradient estimator (docs/zoar.md).
 
 All tests use fixed seeds. Tolerances come from the estimator's own sampling
 distribution: the mean of R independent estimates has covariance Sigma / R, so

@@ -6,7 +6,7 @@
    from, each generation's chosen trials complete, of that generation, used once;
 2. no fork: all snapshots stored for one generation are identical;
 3. every stored generation G+1 is exactly ``advance(state G, trials it records)``:
-   replaying the deterministic update from storage reproduces it bit for bit.
+   replaying the core's step from storage reproduces it bit for bit.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import optuna
 from optuna.trial import TrialState
 
 from zo_scipy.integrations.optuna import ZoARSampler
-from zo_scipy.integrations.optuna import _state as st
+from zo_scipy.integrations.optuna import _state as stored
 
 
 from _optuna_worker import SAMPLER_KWARGS
@@ -42,33 +42,31 @@ def check_study(study: optuna.Study, max_untagged: int, **sampler_kwargs) -> dic
     box, key = sampler._box(space)
     config = sampler._config(study)
     docs: dict[int, list[dict]] = {}
-    untagged = [t.number for t in complete if st.KEY_GEN not in t.system_attrs]
+    untagged = [t.number for t in complete if stored.KEY_GEN not in t.system_attrs]
     assert len(untagged) <= max_untagged, untagged
     for t in complete:
         if t.number not in untagged:
-            assert t.system_attrs.get(st.KEY_SPACE) == key, f"trial {t.number} is not ZoAR's"
-            assert isinstance(t.system_attrs.get(st.KEY_GEN), int)
+            assert t.system_attrs.get(stored.KEY_SPACE) == key, f"trial {t.number} is not ZoAR's"
+            assert isinstance(t.system_attrs.get(stored.KEY_GEN), int)
     for t in trials:
-        if st.KEY_STATE in t.system_attrs:
-            docs.setdefault(t.system_attrs[st.KEY_GEN], []).append(t.system_attrs[st.KEY_STATE])
+        if stored.KEY_STATE in t.system_attrs:
+            docs.setdefault(t.system_attrs[stored.KEY_GEN], []).append(t.system_attrs[stored.KEY_STATE])
     for g, ds in docs.items():  # (2) no fork
         assert all(d == ds[0] for d in ds), f"generation {g} was stored in {len(ds)} different versions"
     gens = sorted(docs)
     assert gens == list(range(len(gens))), f"generations missing from storage: {gens}"
     chosen: set[int] = set()
+    points = sampler._points(trials, box)
     for g in gens[:-1]:  # (3) replay
-        state = st.decode(docs[g][0], config, key, box.dim)
-        used = docs[g + 1][0]["used"][str(g)]
-        batches = [sampler._batch(g, state.x, state.mu, [by_number[n] for n in used], box, config)]
-        for h in state.hist:
-            batches.append(sampler._batch(h["g"], h["x"], h["mu"], [by_number[n] for n in h["n"]],
-                                          box, config))
-        replayed = st.encode(st.advance(state, batches, config), config, key)
+        opt, told = stored.decode(docs[g][0], config, key, box.dim, points)
+        used = docs[g + 1][0]["trials"][str(g)]
+        batch = sampler._batch([by_number[n] for n in used], box, config)
+        replayed = stored.encode(*stored.advance(opt, told, *batch), config, key)
         assert replayed == docs[g + 1][0], f"generation {g + 1} is not the replay of {g}"
-        assert len(used) == config.num_queries
+        assert len(used) == config.options.num_queries
         for n in used:  # (1) chosen trials: complete, of this generation, used once
             assert by_number[n].state == TrialState.COMPLETE
-            assert by_number[n].system_attrs[st.KEY_GEN] == g
+            assert by_number[n].system_attrs[stored.KEY_GEN] == g
             assert n not in chosen
             chosen.add(n)
     return {"complete": len(complete), "generations": len(gens), "chosen": len(chosen)}

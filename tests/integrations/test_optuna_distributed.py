@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 from _optuna_worker import SAMPLER_KWARGS
 from _zoar_checks import check_study, start_worker, wait_all
 from zo_scipy.integrations.optuna import ZoARSampler
-from zo_scipy.integrations.optuna import _state as st
+from zo_scipy.integrations.optuna import _state as stored
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -73,8 +73,8 @@ def _kill_and_restart(url: str, name: str) -> None:
     gen_before = -1
     while time.monotonic() < deadline:  # let it reach generation 5, then kill it mid-study
         time.sleep(0.2)
-        gens = [t.system_attrs.get(st.KEY_GEN, -1) for t in study.get_trials(deepcopy=False)
-                if st.KEY_STATE in t.system_attrs]
+        gens = [t.system_attrs.get(stored.KEY_GEN, -1) for t in study.get_trials(deepcopy=False)
+                if stored.KEY_STATE in t.system_attrs]
         gen_before = max(gens, default=-1)
         if gen_before >= 5:
             break
@@ -89,7 +89,7 @@ def _kill_and_restart(url: str, name: str) -> None:
     new = [t for t in trials if t.number >= n_before]
     assert len(new) == 24 and all(t.state == TrialState.COMPLETE for t in new)
     # The new process starts from the stored generation, not from scratch ...
-    assert min(t.system_attrs[st.KEY_GEN] for t in new) >= state_before["gen"]
+    assert min(t.system_attrs[stored.KEY_GEN] for t in new) >= state_before["gen"]
     # ... and keeps advancing (K = 4: 24 trials close about 6 generations, even with the
     # killed worker's trial left RUNNING forever in the storage).
     state_after = ZoARSampler(**SAMPLER_KWARGS).get_state(study)

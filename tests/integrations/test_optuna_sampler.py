@@ -9,9 +9,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+import torch
+
 from _zoar_checks import check_study
+from zo_scipy.core import ZoAR
+from zo_scipy.core.state import encode_array
 from zo_scipy.integrations.optuna import ZoARSampler, ZoARStateWarning
-from zo_scipy.integrations.optuna import _state as st
+from zo_scipy.integrations.optuna import _state as stored
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 KW = dict(num_queries=4, num_histories=2, warn_independent_sampling=False)
@@ -153,19 +157,19 @@ def test_x0_and_startup_trials_set_the_first_center() -> None:
     s = optuna.create_study(sampler=ZoARSampler(seed=0, n_startup_trials=5, **KW))
     s.optimize(lambda t: sphere(t, 2), n_trials=6)
     startup = s.trials[:5]
-    assert all(st.KEY_GEN not in t.system_attrs for t in startup)
+    assert all(stored.KEY_GEN not in t.system_attrs for t in startup)
     best = min(startup, key=lambda t: t.value)
-    first = s.trials[5].system_attrs[st.KEY_STATE]
+    first = s.trials[5].system_attrs[stored.KEY_STATE]
     assert first["gen"] == 0
+    x = ZoAR.from_state_dict(first["core"]).x.numpy()
     assert ZoARSampler(seed=0, n_startup_trials=5, **KW)._box(
-        {n: d for n, d in best.distributions.items()})[0].from_unit(np.array(first["x"])) == \
-        pytest.approx(best.params)
+        {n: d for n, d in best.distributions.items()})[0].from_unit(x) == pytest.approx(best.params)
 
 
 CORRUPT = [
     "80049500000000",                                   # a pickle, as hex: never unpickled
     {"format": 99},                                     # foreign format
-    {"format": st.FORMAT, "config": "someone-else"},   # another sampler's settings
+    {"format": stored.FORMAT, "config": "someone-else"},   # another sampler's settings
     "MISSING_FIELD",                                    # a valid doc with a field removed
     "NAN_CENTER",                                       # a valid doc with x = NaN
     "TRUE_GEN",                                         # a valid doc with gen = True
@@ -178,20 +182,21 @@ def test_corrupt_state_warns_and_falls_back(bad) -> None:
                             sampler=ZoARSampler(seed=0, **KW))
     s.optimize(lambda t: sphere(t, 3), n_trials=21)
     good = ZoARSampler(seed=0, **KW).get_state(s)
-    newest = max(t.system_attrs[st.KEY_GEN] for t in s.trials if st.KEY_STATE in t.system_attrs)
-    doc = next(t.system_attrs[st.KEY_STATE] for t in s.trials
-               if t.system_attrs.get(st.KEY_GEN) == newest and st.KEY_STATE in t.system_attrs)
+    newest = max(t.system_attrs[stored.KEY_GEN] for t in s.trials if stored.KEY_STATE in t.system_attrs)
+    doc = next(t.system_attrs[stored.KEY_STATE] for t in s.trials
+               if t.system_attrs.get(stored.KEY_GEN) == newest and stored.KEY_STATE in t.system_attrs)
     if bad == "MISSING_FIELD":
-        bad = {k: v for k, v in doc.items() if k != "moments"}
+        bad = dict(doc, core={k: v for k, v in doc["core"].items() if k != "update"})
     elif bad == "NAN_CENTER":
-        bad = dict(doc, x=[float("nan")] * len(doc["x"]))
+        d = doc["core"]["dim"]
+        bad = dict(doc, core=dict(doc["core"], x=encode_array(torch.full((d,), float("nan"), dtype=torch.float64))))
     elif bad == "TRUE_GEN":
         bad = dict(doc, gen=True)
     # A trial claiming a newer generation, carrying the bad document.
     t = s.ask()
-    s._storage.set_trial_system_attr(t._trial_id, st.KEY_SPACE, doc["space"])
-    s._storage.set_trial_system_attr(t._trial_id, st.KEY_GEN, newest + 3)
-    s._storage.set_trial_system_attr(t._trial_id, st.KEY_STATE, bad)
+    s._storage.set_trial_system_attr(t._trial_id, stored.KEY_SPACE, doc["space"])
+    s._storage.set_trial_system_attr(t._trial_id, stored.KEY_GEN, newest + 3)
+    s._storage.set_trial_system_attr(t._trial_id, stored.KEY_STATE, bad)
     s.tell(t, state=TrialState.FAIL)
     with pytest.warns(ZoARStateWarning, match=f"trial {t.number}"):
         s.optimize(lambda t: sphere(t, 3), n_trials=8)

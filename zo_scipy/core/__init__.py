@@ -9,6 +9,8 @@ from .history import QueryHistory
 from .lowrank import (
     LowRankHessian, PrecisionFactor, compress, factor_precision, positive_definite, spectral_form, woodbury_solve,
 )
+from .options import ZoAROptions
+from .state import StateError
 from .updates import SGD, Adam, UpdateRule, make_update_rule
 from .zoar import ZoAR, problem_scale
 from .zovh import CurvatureZoAR
@@ -22,4 +24,6 @@ __all__ = [
     "PrecisionFactor", "compress", "factor_precision", "inverse_hessian_gradient", "positive_definite",
     "sherman_morrison_solve", "spectral_form", "woodbury_solve", "zovh_gradient", "zovh_hessian",
     "zovh_hessian_reuse",
+    # options and state as data
+    "StateError", "ZoAROptions",
 ]

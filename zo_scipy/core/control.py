@@ -9,7 +9,7 @@ consecutive windows:
   row multiply ``lr`` by ``growth`` (recovers from an initial step that is too
   small for the problem's scale, and from decays caused by noisy comparisons);
 - it did not, ``patience`` times in a row: multiply ``lr`` by ``decay`` (the
-  fixed-lr noise floor of normalized updates, spec section 2, is left by
+  fixed-lr noise floor of normalized updates, docs/zoar.md, is left by
   shrinking the step). ``patience`` is 1 on noise-free problems; the ZoAR
   optimizer raises it once it detects objective noise, where comparisons of
   window means are close to coin flips and a decay on every tie would collapse

@@ -1,9 +1,9 @@
-r"""Zeroth-order gradient estimators (spec sections 1-2).
+r"""Zeroth-order gradient estimators (the ZoAR paper; docs/zoar.md).
 
 All estimators see the same data: directions ``U`` (M x d, rows :math:`u_j`),
 values ``y`` (:math:`y_j = f(x_{s_j} + \mu u_j)`) and the smoothing radius
 :math:`\mu`. They are REINFORCE estimators of :math:`\nabla F_\mu` with different
-baselines :math:`b` (spec section 1):
+baselines :math:`b` (docs/zoar.md, "the policy-optimization view"):
 
 .. math:: g = c \sum_j (y_j - b) u_j / \mu .
 """
@@ -32,7 +32,7 @@ def centered_weights(y: torch.Tensor, mu: float, *, normalization: Normalization
 def zoar_gradient(
     U: torch.Tensor, y: torch.Tensor, mu: float, *, normalization: Normalization = "unbiased"
 ) -> torch.Tensor:
-    r"""ZoAR gradient with the averaged baseline (spec section 2).
+    r"""ZoAR gradient with the averaged baseline (the ZoAR paper; docs/zoar.md).
 
     .. math::
         \bar y = \frac1M \sum_{j} y_j, \qquad

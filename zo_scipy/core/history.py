@@ -7,7 +7,7 @@ import torch
 class QueryHistory:
     r"""The newest ``capacity`` pairs :math:`(u_j, y_j)`, oldest overwritten first.
 
-    Pairs are stored exactly as evaluated (the spec's off-policy reuse: no
+    Pairs are stored exactly as evaluated (the ZoAR paper's off-policy reuse: no
     re-evaluation, no importance weight). The estimators only use sums over the
     buffer, so row order is irrelevant and the ring never has to be rotated.
 

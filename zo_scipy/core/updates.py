@@ -12,7 +12,7 @@ and keeps its moments as tensors, so rules pickle with the optimizer.
 
 ``bias_correction`` divides the moments by :math:`1-\beta^t` (Adam's correction).
 The authors run adam/radazo without it, which makes the first radazo step about
-:math:`10 \eta\, \mathrm{sign}(g)` (spec section 2); ``bias_correction=False``
+:math:`10 \eta\, \mathrm{sign}(g)` (docs/zoar.md); ``bias_correction=False``
 reproduces that.
 """
 from __future__ import annotations
@@ -89,6 +89,6 @@ def make_update_rule(
     if name == "sgd":
         return SGD()
     if name in ("adam", "radazo"):
-        return Adam(betas=tuple(betas), eps=eps, bias_correction=bias_correction,
+        return Adam(betas=(float(betas[0]), float(betas[1])), eps=eps, bias_correction=bias_correction,
                     second_moment="g" if name == "adam" else "m")
     raise ValueError(f"update must be one of {UPDATE_RULES} or an UpdateRule, got {name!r}")

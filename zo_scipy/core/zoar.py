@@ -1,31 +1,35 @@
-r"""ZoAR as an ask/tell optimizer (spec section 2).
+r"""ZoAR as an ask/tell optimizer (the ZoAR paper's method; see docs/zoar.md).
 
 >>> opt = ZoAR(torch.zeros(3), seed=0)
 >>> X = opt.ask()                       # (K, d) points to evaluate
 >>> opt.tell(torch.stack([f(x) for x in X]))
 
-The SciPy method, the Optuna sampler and the torch optimizer are loops around
-this object. It holds no reference to the objective, so it pickles (checkpoint a
-long run, resume it later) and can be rebuilt from stored state.
+The SciPy methods and the Optuna sampler are loops around
+this object. It holds no reference to the objective; :meth:`ZoAR.state_dict`
+gives its whole state as JSON-safe data (see :mod:`zo_scipy.core.state`) and
+:meth:`ZoAR.from_state_dict` rebuilds it, so a resumed run continues
+bit-identically.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from .control import StepControl
-from .directions import DIRECTION_KINDS, make_generator, sample_directions
-from .estimators import Normalization, zoar_gradient
+from .directions import make_generator, sample_directions
+from .estimators import zoar_gradient
 from .history import QueryHistory
-from .updates import UpdateRule, make_update_rule
+from .options import ZoAROptions
+from .updates import make_update_rule
 
 #: Default step size and smoothing radius, as fractions of the problem scale
-#: (see :func:`problem_scale`), and the default reuse depth. Chosen by
-#: ``python -m zo_scipy.bench.tune_zoar`` on Ackley, Levy, Rosenbrock and the
-#: quadratic at d = 1000 with a start seed (1) never used for reporting; mu = 2 lr
-#: keeps reuse nearly on-policy (N lr << mu, spec pitfall 4).
+#: (see :func:`problem_scale`). Chosen by the benchmarks' tuning study on Ackley,
+#: Levy, Rosenbrock and the quadratic at d = 1000 with a start seed (1) never used
+#: for reporting; mu = 2 lr keeps reuse nearly on-policy (N lr << mu, docs/zoar.md).
 DEFAULT_LR_FRACTION = 0.05
 DEFAULT_MU_FRACTION = 0.1
 #: Stalled windows in a row before a decay once objective noise was detected.
@@ -34,6 +38,9 @@ NOISY_PATIENCE = 3
 #: One alone is not enough: on a noise-free run the spread follows mu |grad f|, and |grad f|
 #: can grow by more than sqrt(2) between two levels (seen on a 200-d Rosenbrock).
 NOISE_CONFIRMATIONS = 2
+
+#: Points of earlier told batches, by tag, for :meth:`ZoAR.load_state_dict`.
+PointsSource = Callable[[int], Any] | Mapping[int, Any]
 
 
 def problem_scale(x0: torch.Tensor, lower: torch.Tensor | None, upper: torch.Tensor | None) -> float:
@@ -49,6 +56,65 @@ def problem_scale(x0: torch.Tensor, lower: torch.Tensor | None, upper: torch.Ten
             return float(width[width > 0].median()) / 4
     rms = float(x0.pow(2).mean().sqrt()) if x0.numel() else 0.0
     return rms if rms > 0 and math.isfinite(rms) else 1.0
+
+
+@dataclass
+class NoiseRule:
+    r"""Detects objective noise from how the batch spread follows ``mu``.
+
+    Without noise the spread of a batch's values scales like :math:`\mu |\nabla f|`,
+    so halving ``mu`` halves it; at a noise floor it stays. A halving whose spread
+    ratio exceeds :math:`\sqrt{\mu_{new}/\mu_{old}}` (the midpoint, in logs) is
+    *flat*; ``NOISE_CONFIRMATIONS`` flat halvings in a row confirm noise, and ``mu``
+    is frozen at the first of them.
+    """
+
+    spread_sum: float = 0.0  # batch standard deviations seen at the current mu level
+    spread_count: int = 0
+    level_mu: float = 0.0  # the previous level's mu (0: none yet) and mean spread
+    level_spread: float = 0.0
+    flat_halvings: int = 0  # flat halvings in a row, and the mu of the first of them
+    first_flat_mu: float = 0.0
+
+    def record(self, spread: float) -> None:
+        self.spread_sum += spread
+        self.spread_count += 1
+
+    def close_level(self, mu_before: float) -> float | None:
+        """End the level at ``mu_before``; returns the mu to freeze at once noise is confirmed."""
+        if self.spread_count == 0:
+            return None
+        spread = self.spread_sum / self.spread_count
+        frozen = None
+        if self.level_mu > mu_before and self.level_spread > 0:
+            if spread / self.level_spread > math.sqrt(mu_before / self.level_mu):
+                if self.flat_halvings == 0:
+                    self.first_flat_mu = mu_before
+                self.flat_halvings += 1
+                if self.flat_halvings >= NOISE_CONFIRMATIONS:
+                    frozen = self.first_flat_mu
+            else:
+                self.flat_halvings, self.first_flat_mu = 0, 0.0
+        self.level_mu, self.level_spread = mu_before, spread
+        self.spread_sum, self.spread_count = 0.0, 0
+        return frozen
+
+
+@dataclass
+class BatchRecord:
+    """What regenerates one told batch's rows of the reuse buffer.
+
+    ``rng_state`` is the generator state before :meth:`ZoAR.ask` drew the batch
+    (its directions are drawn again from it); ``None`` for a batch told with
+    explicit ``points`` (the caller supplies them again on load).
+    """
+
+    tag: int
+    center: torch.Tensor
+    mu: float
+    size: int
+    values: torch.Tensor
+    rng_state: torch.Tensor | None
 
 
 class ZoAR:
@@ -69,6 +135,9 @@ class ZoAR:
     ----------
     x0 : torch.Tensor or array_like
         Starting point, 1-D.
+    options : ZoAROptions, optional
+        The settings as one checked object; the keyword settings below build one
+        when it is not given (give one or the other).
     num_queries : int
         :math:`K`, new queries per iteration.
     num_histories : int
@@ -82,12 +151,9 @@ class ZoAR:
         :math:`x + \mu u`, whose value exceeds :math:`f(x)` by about
         :math:`\mu^2 \operatorname{tr} H / 2`: a fixed ``mu`` is an accuracy floor.
         On a noisy objective, shrinking ``mu`` below the noise only amplifies it
-        (the estimate scales like noise / mu): when halving ``mu`` does not shrink
-        the spread of the batch values (by at least :math:`1/\sqrt 2`, the
-        midpoint between a noise-free halving and no change) at two halvings in a
-        row, ``mu`` is frozen at the first of those levels (:attr:`mu_floor`) and
-        only ``lr`` keeps adapting, with a step control that decays only after 3
-        stalled windows in a row.
+        (the estimate scales like noise / mu): see :class:`NoiseRule`; once noise is
+        confirmed ``mu`` is frozen (:attr:`mu_floor`) and only ``lr`` keeps adapting,
+        with a step control that decays only after 3 stalled windows in a row.
     update : {"adam", "radazo", "sgd"} or UpdateRule
     betas, eps, bias_correction
         Moment parameters of adam/radazo.
@@ -101,6 +167,8 @@ class ZoAR:
     normalization : {"unbiased", "authors"}
         Divide by :math:`M-1` (unbiased) or by :math:`M` (authors' ZoAR code).
     seed : int, optional
+        Seed of the direction generator (drawn from fresh entropy when None, and
+        kept in :attr:`seed` so that the run can be saved and resumed).
     dtype, device
         Where all tensors live (float64 on CPU by default).
     window, xtol
@@ -111,42 +179,24 @@ class ZoAR:
         self,
         x0: Any,
         *,
-        num_queries: int = 10,
-        num_histories: int = 2,
-        mu: float | None = None,
-        lr: float | None = None,
-        adapt_mu: bool | None = None,
-        update: str | UpdateRule = "adam",
-        betas: tuple[float, float] = (0.9, 0.99),
-        eps: float = 1e-8,
-        bias_correction: bool = True,
-        schedule: str = "adaptive",
+        options: ZoAROptions | None = None,
         lower: torch.Tensor | None = None,
         upper: torch.Tensor | None = None,
-        directions: str = "gaussian",
-        normalization: Normalization = "unbiased",
         seed: int | None = None,
         dtype: torch.dtype = torch.float64,
         device: torch.device | str = "cpu",
-        window: int | None = None,
-        xtol: float = 1e-7,
+        **settings: Any,
     ) -> None:
+        if options is None:
+            options = ZoAROptions(**settings)
+        elif settings:
+            raise TypeError(f"give either options= or the settings {sorted(settings)}, not both")
+        elif not isinstance(options, ZoAROptions):
+            raise TypeError(f"options must be a ZoAROptions, got {type(options).__name__}")
+        self.options = options
         x = torch.as_tensor(x0, dtype=dtype, device=device).detach().clone()
         if x.ndim != 1:
             raise ValueError(f"x0 must be 1-D, got shape {tuple(x.shape)}")
-        if num_queries < 1:
-            raise ValueError(f"num_queries must be >= 1, got {num_queries}")
-        if num_histories < 0:
-            raise ValueError(f"num_histories must be >= 0, got {num_histories}")
-        if num_queries + num_queries * num_histories < 2:
-            raise ValueError("num_queries * (num_histories + 1) must be >= 2: the averaged "
-                             "baseline needs two values")
-        if directions not in DIRECTION_KINDS:
-            raise ValueError(f"directions must be one of {DIRECTION_KINDS}, got {directions!r}")
-        if schedule not in ("adaptive", "constant"):
-            raise ValueError(f"schedule must be 'adaptive' or 'constant', got {schedule!r}")
-        if normalization not in ("unbiased", "authors"):
-            raise ValueError(f"normalization must be 'unbiased' or 'authors', got {normalization!r}")
         self.device = torch.device(device)
         self.dtype = dtype
         self.lower = None if lower is None else torch.as_tensor(lower, dtype=dtype, device=device)
@@ -154,23 +204,25 @@ class ZoAR:
         self._bounded = self.lower is not None or self.upper is not None
         x = self._project(x)
         scale = problem_scale(x, self.lower, self.upper)
-        self.mu0 = float(mu) if mu is not None else DEFAULT_MU_FRACTION * scale
-        self.adapt_mu = (mu is None) if adapt_mu is None else bool(adapt_mu)
-        lr = float(lr) if lr is not None else DEFAULT_LR_FRACTION * scale
+        self.mu0 = options.mu if options.mu is not None else DEFAULT_MU_FRACTION * scale
+        lr = options.lr if options.lr is not None else DEFAULT_LR_FRACTION * scale
         for name, val in (("mu", self.mu0), ("lr", lr)):
             if not (val > 0 and math.isfinite(val)):
-                raise ValueError(f"{name} must be a positive finite number, got {val}")
-        self.num_queries = int(num_queries)
-        self.num_histories = int(num_histories)
-        self.directions = directions
-        self.normalization: Normalization = normalization
-        self.schedule = schedule
-        self.update = make_update_rule(update, betas=betas, eps=eps, bias_correction=bias_correction)
-        self.history = QueryHistory((num_histories + 1) * num_queries, x.numel(), dtype=dtype, device=device)
-        self.generator = make_generator(seed, self.device)
-        if window is None:
-            window = max(4, math.ceil(40 / num_queries))
-        self.control = StepControl(lr=lr, window=int(window), xtol=xtol)
+                raise ValueError(f"option {name!r} must be a positive finite number, got {val}")
+        self.adapt_mu = options.resolved_adapt_mu
+        self.num_queries = options.num_queries
+        self.num_histories = options.num_histories
+        self.directions = options.directions
+        self.normalization = options.normalization
+        self.schedule = options.schedule
+        self.update = make_update_rule(options.update, betas=options.betas, eps=options.eps,
+                                       bias_correction=options.bias_correction)
+        self.history = QueryHistory(options.capacity, x.numel(), dtype=dtype, device=device)
+        # A concrete seed even when none was given, so that the state can be saved; drawn
+        # from a local generator (never the global one).
+        self.seed = int(seed) if seed is not None else int(torch.Generator().seed())
+        self._generator: torch.Generator | None = None  # created at the first ask()
+        self.control = StepControl(lr=lr, window=options.resolved_window, xtol=options.xtol)
         self.control.anchor = x.clone()
         self.x = x
         self.nit = 0
@@ -178,10 +230,9 @@ class ZoAR:
         self.best_f = math.inf
         self.n_nonfinite = 0
         self.mu_floor = 0.0
-        self._spread = [0.0, 0]  # sum and count of batch standard deviations at the current mu
-        self._prev_level: tuple[float, float] | None = None  # (mu, mean spread) of the last level
-        self._flat: tuple[int, float] = (0, 0.0)  # halvings in a row that left the spread, first such mu
-        self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.noise = NoiseRule()
+        self.records: list[BatchRecord] = []  # the told batches whose rows are in the buffer
+        self._pending: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._last_step_norm = 0.0
 
     # -- geometry -----------------------------------------------------------------
@@ -189,6 +240,13 @@ class ZoAR:
         if not self._bounded:
             return x
         return torch.clamp(x, min=self.lower, max=self.upper)
+
+    @property
+    def generator(self) -> torch.Generator:
+        """The direction generator (seeded by :attr:`seed`)."""
+        if self._generator is None:
+            self._generator = make_generator(self.seed, self.device)
+        return self._generator
 
     @property
     def lr(self) -> float:
@@ -217,6 +275,17 @@ class ZoAR:
         return self.num_histories * self._last_step_norm / (self.mu * math.sqrt(self.dim))
 
     # -- ask / tell ---------------------------------------------------------------
+    def _draw(self, n: int, generator: torch.Generator, center: torch.Tensor,
+              mu: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Directions and points of one batch; :meth:`load_state_dict` repeats it exactly."""
+        U = sample_directions(n, center.numel(), generator=generator, kind=self.directions,  # type: ignore[arg-type]  # checked by ZoAROptions
+                              dtype=self.dtype, device=self.device)
+        X = torch.add(center, U, alpha=mu)
+        if self._bounded:
+            X = self._project(X)
+            U = (X - center) / mu  # the direction actually queried
+        return U, X
+
     def ask(self, n: int | None = None) -> torch.Tensor:
         """The next ``n`` (default ``num_queries``) points to evaluate, shape ``(n, d)``."""
         if self._pending is not None:
@@ -224,34 +293,50 @@ class ZoAR:
         n = self.num_queries if n is None else int(n)
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
-        U = sample_directions(n, self.dim, generator=self.generator, kind=self.directions,  # type: ignore[arg-type]
-                              dtype=self.dtype, device=self.device)
-        X = torch.add(self.x, U, alpha=self.mu)
-        if self._bounded:
-            X = self._project(X)
-            U = (X - self.x) / self.mu  # the direction actually queried
-        self._pending = (U, X)
+        rng_state = self.generator.get_state()
+        U, X = self._draw(n, self.generator, self.x, self.mu)
+        self._pending = (U, X, rng_state)
         return X
 
     def cancel(self) -> None:
-        """Forget a pending :meth:`ask` whose values will never come (e.g. the objective raised)."""
+        """Forget a pending :meth:`ask` whose values will never come (e.g. the objective
+        raised). The generator is rewound, so the next ask draws the same batch: a run
+        resumed after an interruption continues as if it had not been interrupted."""
+        if self._pending is not None:
+            self.generator.set_state(self._pending[2])
         self._pending = None
 
-    def tell(self, values: Any) -> None:
-        """Take the values of the last :meth:`ask` batch and take one step.
+    def tell(self, values: Any, *, points: Any = None) -> None:
+        """Take the values of a batch and take one step.
+
+        Without ``points`` the values belong to the last :meth:`ask`. With
+        ``points`` (shape ``(n, d)``) they were measured at those points instead,
+        around the current iterate (e.g. the asked points after rounding, or
+        points chosen by a caller such as the Optuna sampler); the estimator then
+        uses the directions :math:`(p - x)/\\mu`.
 
         Non-finite values never become the best point; in the estimator they are
         replaced by the largest finite value seen in the buffer (a penalty that
         pushes away from the region). A batch with no finite value is treated as
         divergence by the step control.
         """
-        if self._pending is None:
-            raise RuntimeError("tell() called without a pending ask()")
-        U, X = self._pending
+        rng_state: torch.Tensor | None = None
+        if points is not None:
+            X = torch.as_tensor(points, dtype=self.dtype, device=self.device)
+            if X.ndim != 2 or X.shape[1] != self.dim:
+                raise ValueError(f"points must have shape (n, {self.dim}), got {tuple(X.shape)}")
+            if self._pending is not None and X.shape[0] != self._pending[1].shape[0]:
+                raise ValueError(f"points has {X.shape[0]} rows but ask() gave {self._pending[1].shape[0]}")
+            U = (X - self.x) / self.mu
+        elif self._pending is None:
+            raise RuntimeError("tell() called without a pending ask() (or pass points=)")
+        else:
+            U, X, rng_state = self._pending
         y = torch.as_tensor(values, dtype=self.dtype, device=self.device).reshape(-1)
         if y.shape[0] != U.shape[0]:
             raise ValueError(f"tell() expected {U.shape[0]} values, got {y.shape[0]}")
         self._pending = None
+        tag = self.nit
         self.nit += 1
         finite = torch.isfinite(y)
         n_finite = int(finite.sum())
@@ -267,9 +352,10 @@ class ZoAR:
                 return
             y = torch.where(finite, y, known.max())
         if n_finite >= 2:
-            self._spread[0] += float(y[finite].std())
-            self._spread[1] += 1
+            self.noise.record(float(y[finite].std()))
         self.history.append(U, y)
+        self._remember(BatchRecord(tag=tag, center=self.x, mu=self.mu, size=int(y.shape[0]),
+                                   values=y.clone(), rng_state=rng_state))
         x_eval = self.x  # the iterate these values were measured around (x is replaced, not mutated)
         if len(self.history) >= 2:
             delta = self.update.step(self._direction(), self.lr)
@@ -277,11 +363,21 @@ class ZoAR:
             self.x = self._project(self.x - delta)
         self._after_step(float(y.mean()) if n_finite else math.nan, x_eval)
 
+    def _remember(self, record: BatchRecord) -> None:
+        """Keep the records of the batches that still have rows in the buffer."""
+        self.records.append(record)
+        while sum(r.size for r in self.records[1:]) >= self.history.capacity:
+            self.records.pop(0)
+
+    def _forget_history(self) -> None:
+        self.history.clear()
+        self.records.clear()
+
     def _direction(self) -> torch.Tensor:
-        """The vector the update rule steps along (the ZoAR gradient); the ZoVH
+        """The vector the update rule steps along (the ZoAR gradient); the curvature-aware
         optimizer overrides this with its curvature-aware direction."""
         return zoar_gradient(self.history.directions(), self.history.values(), self.mu,
-                             normalization=self.normalization)
+                             normalization=self.normalization)  # type: ignore[arg-type]  # checked by ZoAROptions
 
     def _after_step(self, batch_mean: float, x_eval: torch.Tensor) -> None:
         if self.schedule != "adaptive":
@@ -289,45 +385,63 @@ class ZoAR:
         mu_before = self.mu
         event = self.control.observe(batch_mean, x_eval)
         if event and self.adapt_mu:
-            self._new_mu_level(mu_before)
+            frozen = self.noise.close_level(mu_before)
+            if frozen is not None:
+                self.mu_floor = max(self.mu_floor, frozen)
+                self.control.patience = NOISY_PATIENCE
         if event == "restore":
-            self.x = self.control.anchor.clone()  # type: ignore[union-attr]
-            self.history.clear()
+            assert self.control.anchor is not None
+            self.x = self.control.anchor.clone()
+            self._forget_history()
             self.update.reset()
         elif self.mu != mu_before:
             # Values taken at another mu differ by ~mu^2 tr(H)/2: not comparable, drop them.
-            self.history.clear()
+            self._forget_history()
 
-    def _new_mu_level(self, mu_before: float) -> None:
-        """Freeze ``mu`` once ``NOISE_CONFIRMATIONS`` halvings in a row left the batch
-        spread unshrunk (a noise floor), at the first level where it stopped shrinking."""
-        total, count = self._spread
-        if count == 0:
-            return
-        spread = total / count
-        prev = self._prev_level
-        if prev is not None and prev[0] > mu_before and prev[1] > 0:
-            if spread / prev[1] > math.sqrt(mu_before / prev[0]):
-                n, first_mu = self._flat
-                self._flat = (n + 1, first_mu if n else mu_before)
-                if self._flat[0] >= NOISE_CONFIRMATIONS:
-                    self.mu_floor = max(self.mu_floor, self._flat[1])
-                    self.control.patience = NOISY_PATIENCE
-            else:
-                self._flat = (0, 0.0)
-        self._prev_level = (mu_before, spread)
-        self._spread = [0.0, 0]
+    # -- state as data ------------------------------------------------------------
+    def _extra_settings(self) -> dict[str, Any]:
+        """Constructor settings beyond :class:`ZoAROptions` (subclasses add theirs)."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that determines the next step, as a versioned JSON-safe dict.
+
+        A pending :meth:`ask` is not part of it: the restored optimizer asks the
+        same batch again. See :mod:`zo_scipy.core.state` for the format.
+        """
+        from .state import dump_zoar
+
+        return dump_zoar(self)
+
+    def load_state_dict(self, state: Mapping[str, Any], *, points: PointsSource | None = None) -> None:
+        """Replace this optimizer's state by ``state`` (from :meth:`state_dict`).
+
+        ``points`` gives, by tag, the points of batches that were told with
+        ``points=`` (their directions are not stored). Every field is checked;
+        :class:`~zo_scipy.core.state.StateError` names the first bad one.
+        """
+        from .state import load_zoar
+
+        load_zoar(self, state, points=points)
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, Any], *, points: PointsSource | None = None,
+                        device: torch.device | str | None = None) -> ZoAR:
+        """A new optimizer continuing from ``state`` (optionally on another ``device``)."""
+        from .state import build_zoar
+
+        return build_zoar(cls, state, points=points, device=device)
 
     # -- pickling: torch.Generator state is saved explicitly ----------------------
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["generator"] = (str(self.device), self.generator.get_state())
+        gen = self._generator
+        state["_generator"] = None if gen is None else gen.get_state()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        device, gstate = state["generator"]
-        gen = torch.Generator(device=device)
-        gen.set_state(gstate)
-        state["generator"] = gen
-        state.setdefault("_flat", (0, 0.0))  # states pickled before the confirmation rule
+        gstate = state.get("_generator")
         self.__dict__.update(state)
+        self._generator = None
+        if gstate is not None:
+            self.generator.set_state(gstate)

@@ -77,6 +77,9 @@ class CurvatureZoAR(ZoAR):
         self.inverse = inverse
         self.correction = bool(correction)
 
+    def _extra_settings(self) -> dict[str, Any]:
+        return {"lam": self.lam, "inverse": self.inverse, "correction": self.correction}
+
     #: ``lam="auto"``: :math:`\lambda_t` = ``AUTO_LAM_FACTOR`` times the median of
     #: :math:`|c_i| |u_i|^2`. In the hessian benchmark suite (study "methods", ``docs/zovh.md``)
     #: the authors' fixed 0.1 stalled on a 20-d Rosenbrock (19.9 from 19.0 in 20 000
