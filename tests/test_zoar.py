@@ -70,7 +70,18 @@ def test_x_keeps_the_shape_of_x0_and_objective_sees_that_shape():
 def test_partial_last_batch_spends_the_budget_exactly():
     rec = Recorder()
     res = run(rec, maxfev=25, num_queries=10)
-    assert res.nfev == 25 == len(rec.values) and res.nit == 3
+    # two full iterations; the last 5 values are held in the state for a resume, not a step
+    assert res.nfev == 25 == len(rec.values) and res.nit == 2
+    assert res.state["held"]["shape"] == [5] and res.fun == min(rec.values)
+
+
+@pytest.mark.parametrize("split", [305, 300, 1])
+def test_resume_after_a_mid_batch_stop_equals_the_uninterrupted_run(split):
+    full = run(maxfev=600)
+    first = run(maxfev=split)
+    second = run(maxfev=600 - split, resume=json.loads(json.dumps(first.state)))
+    assert np.array_equal(second.x_iterate, full.x_iterate)
+    assert min(first.fun, second.fun) == full.fun and first.nfev + second.nfev == 600
 
 
 def test_maxiter():
@@ -268,9 +279,11 @@ def test_unknown_option_warns_like_scipy():
         run(frobnicate=1)
 
 
-def test_budget_too_small_for_one_iteration():
-    with pytest.raises(ValueError, match="'maxfev'=5 is smaller than 'num_queries'=10"):
-        run(maxfev=5)
+def test_budget_smaller_than_one_batch_evaluates_and_holds_it():
+    rec = Recorder()
+    res = run(rec, maxfev=5)
+    assert res.nfev == 5 == len(rec.values) and res.nit == 0 and res.status == Status.MAXFEV
+    assert res.fun == min(rec.values) and res.state["held"]["shape"] == [5]
 
 
 def test_num_queries_times_histories_needs_two_values():

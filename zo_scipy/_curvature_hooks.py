@@ -249,8 +249,18 @@ class ZoVHCurvature:
     def _numpy(self, t: torch.Tensor) -> np.ndarray:
         return t.detach().cpu().numpy().astype(np.float64, copy=False)
 
-    def _tensor(self, a: Any) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(a, dtype=np.float64).reshape(-1), dtype=self.dtype, device=self.device)
+    def _tensor(self, a: Any, name: str) -> torch.Tensor:
+        """A vector argument (``p`` of ``hessp``, ``vector`` of ``inv_hessp``) as a tensor, checked."""
+        try:
+            arr = np.asarray(a, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a real vector, got {type(a).__name__}") from None
+        d = math.prod(self._shape) if self._shape is not None else arr.size
+        if arr.size != d:
+            raise ValueError(f"{name} has {arr.size} elements but x has {d}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} contains NaN or inf")
+        return torch.as_tensor(arr, dtype=self.dtype, device=self.device)
 
     # -- the SciPy hooks -----------------------------------------------------------------
     def grad(self, x: Any, *args: Any) -> np.ndarray:
@@ -287,14 +297,14 @@ class ZoVHCurvature:
 
     def _hessp(self, x: Any, p: Any, pd_method: PDMethod | None, damping: float) -> np.ndarray:
         H = self._hessian(self._point(x), pd_method, damping)
-        return self._numpy(H.matvec(self._tensor(p))).reshape(np.shape(p))
+        return self._numpy(H.matvec(self._tensor(p, "p"))).reshape(np.shape(p))
 
     def inv_hessp(self, x: Any, vector: Any, lam: float) -> np.ndarray:
         r""":math:`(\lambda I + \hat H)^{-1} v` for ``v = vector``: exact Woodbury (an
         ``M x M`` solve), or a direct solve when the model is dense."""
         lam = cast(float, validation.check_positive("lam", lam))
         H = self._hessian(self._point(x), self.positive_definite, self.damping)
-        return self._numpy(solve_shifted(H, self._tensor(vector), lam)).reshape(np.shape(vector))
+        return self._numpy(solve_shifted(H, self._tensor(vector, "vector"), lam)).reshape(np.shape(vector))
 
     def hooks(self, method: str) -> dict[str, Any]:
         """The keyword arguments to give ``scipy.optimize.minimize`` for ``method``:

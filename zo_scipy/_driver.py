@@ -1,7 +1,7 @@
 """The loop shared by the SciPy-facing methods: ask, evaluate, tell, stop, report.
 
-Any ask/tell object with ``ask(n)``, ``tell(values)``, ``cancel()``, ``x``,
-``num_queries`` and ``converged`` can be driven; :func:`drive` owns the
+Any ask/tell object with ``ask(n)``, ``tell(values)``, ``hold(values)``, ``cancel()``,
+``held``, ``x``, ``num_queries`` and ``converged`` can be driven; :func:`drive` owns the
 SciPy contract (budget, callback conventions, ``StopIteration``, objective
 errors, ``KeyboardInterrupt``) so that every method behaves the same.
 """
@@ -24,11 +24,13 @@ from .core.evaluation import BatchObjective, BudgetExhausted, ObjectiveError
 class AskTell(Protocol):
     x: torch.Tensor
     num_queries: int
+    held: torch.Tensor | None
 
     @property
     def converged(self) -> bool: ...
     def ask(self, n: int | None = None) -> torch.Tensor: ...
     def tell(self, values: Any) -> None: ...
+    def hold(self, values: Any) -> None: ...
     def cancel(self) -> None: ...
 
 
@@ -84,28 +86,37 @@ def drive(
             if maxiter is not None and nit >= maxiter:
                 status = Status.MAXITER
                 break
-            n = min(opt.num_queries, objective.remaining)
-            if n < 1:
+            if objective.remaining < 1:
                 status = Status.MAXFEV
                 break
-            X = opt.ask(int(n))
+            # Always the full batch: when the budget ends in mid-batch the values measured so
+            # far are held in the state, and a resumed run finishes the same batch.
+            X = opt.ask(opt.num_queries)
+            held = 0 if opt.held is None else opt.held.numel()
+            todo = X[held:]
             before = objective.nfev
-            y = objective(X)
-            opt.tell(y)
-            nit += 1
+            if todo.shape[0] > objective.remaining:
+                part = objective(todo[: int(objective.remaining)])
+                opt.hold(part)
+            else:
+                opt.tell(objective(todo))
+                nit += 1
             if bar is not None:
                 bar.update(objective.nfev - before)
                 bar.set_postfix(best=objective.best_f, refresh=False)
+            if opt.held is not None:
+                status = Status.MAXFEV
+                break
             if objective.best_x is None and nit >= 3:
                 status = Status.NONFINITE
                 break
             if callback is not None:
                 xk = iterate()
                 inter = OptimizeResult(
-                    x=objective.best_x.reshape(shape) if objective.best_x is not None else xk,
+                    x=objective.best_x.copy() if objective.best_x is not None else xk.copy(),
                     fun=objective.best_f if objective.best_x is not None else math.nan,
                     xk=xk, nit=nit, nfev=objective.nfev, **(extras() if extras else {}))
-                callback(inter, xk)
+                callback(inter, xk.copy())
     except StopIteration:
         status = Status.CALLBACK
     except ObjectiveError as exc:
@@ -123,8 +134,17 @@ def drive(
     if error is not None:
         message = f"{message}: {error.__cause__!r}" if error.__cause__ else f"{message}: {error}"
         warnings.warn(f"{name}: {message}; returning the best point so far", RuntimeWarning, stacklevel=3)
-    if objective.best_x is not None:
-        x, fun = objective.best_x.reshape(shape), objective.best_f
+    if objective.n_neg_inf:
+        warnings.warn(f"{name}: the objective returned -inf at {objective.n_neg_inf} points; like NaN and "
+                      "+inf, -inf is treated as an invalid value (never the result). An objective "
+                      "unbounded below has no minimum to find.", RuntimeWarning, stacklevel=3)
+    best_x, best_f = objective.best_x, objective.best_f
+    if best_x is None and getattr(opt, "best_x", None) is not None:
+        # Nothing evaluated in this call (e.g. a resumed run that had converged): the state's best.
+        best_x = objective.user_points(opt.best_x.reshape(1, -1))[0].reshape(shape)  # type: ignore[attr-defined]  # checked by getattr
+        best_f = float(opt.best_f)  # type: ignore[attr-defined]  # checked by getattr
+    if best_x is not None:
+        x, fun = best_x.copy(), best_f
     else:
         x, fun = x0.copy(), math.nan
         if status not in (Status.OBJECTIVE_ERROR, Status.INTERRUPTED, Status.CALLBACK):

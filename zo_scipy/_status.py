@@ -18,8 +18,8 @@ class Status(IntEnum):
 
 MESSAGES: dict[Status, str] = {
     Status.CONVERGED: "Optimization terminated successfully: the step size fell below xtol.",
-    Status.MAXFEV: "Maximum number of function evaluations has been exceeded.",
-    Status.MAXITER: "Maximum number of iterations has been exceeded.",
+    Status.MAXFEV: "Maximum number of function evaluations has been reached.",
+    Status.MAXITER: "Maximum number of iterations has been reached.",
     Status.NONFINITE: "The objective returned no finite value; x is the starting point.",
     Status.OBJECTIVE_ERROR: "The objective raised an exception",
     Status.INTERRUPTED: "Interrupted by the user (KeyboardInterrupt); x is the best point so far.",

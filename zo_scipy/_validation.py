@@ -48,8 +48,12 @@ def standardize_bounds(bounds: Any, n: int) -> tuple[np.ndarray, np.ndarray] | N
     if bounds is None:
         return None
     if isinstance(bounds, Bounds):
-        lb = np.broadcast_to(np.asarray(bounds.lb, dtype=float), (n,)).copy() if np.size(bounds.lb) in (1, n) else None
-        ub = np.broadcast_to(np.asarray(bounds.ub, dtype=float), (n,)).copy() if np.size(bounds.ub) in (1, n) else None
+        try:
+            lbs, ubs = np.asarray(bounds.lb, dtype=float), np.asarray(bounds.ub, dtype=float)
+        except (TypeError, ValueError):
+            raise ValueError(f"bounds must hold real numbers, got lb={bounds.lb!r:.60}, ub={bounds.ub!r:.60}") from None
+        lb = np.broadcast_to(lbs, (n,)).copy() if np.size(lbs) in (1, n) else None
+        ub = np.broadcast_to(ubs, (n,)).copy() if np.size(ubs) in (1, n) else None
         if lb is None or ub is None:
             raise ValueError(f"bounds has {np.size(bounds.lb)} lower and {np.size(bounds.ub)} upper "
                              f"entries but x0 has {n} elements")
@@ -67,8 +71,11 @@ def standardize_bounds(bounds: Any, n: int) -> tuple[np.ndarray, np.ndarray] | N
                 lo, hi = pair
             except (TypeError, ValueError):
                 raise ValueError(f"bounds[{i}] must be a (min, max) pair, got {pair!r}") from None
-            lb[i] = -np.inf if lo is None else float(lo)
-            ub[i] = np.inf if hi is None else float(hi)
+            try:
+                lb[i] = -np.inf if lo is None else float(lo)
+                ub[i] = np.inf if hi is None else float(hi)
+            except (TypeError, ValueError):
+                raise ValueError(f"bounds[{i}] must hold real numbers or None, got {pair!r}") from None
     if np.isnan(lb).any() or np.isnan(ub).any():
         raise ValueError("bounds contain NaN")
     bad = np.flatnonzero(lb > ub)

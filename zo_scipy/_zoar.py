@@ -6,6 +6,7 @@ import copy
 import inspect
 import multiprocessing
 import os
+import pickle
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,13 +24,14 @@ from .core.evaluation import BatchObjective
 from .core.options import ZoAROptions
 from .core.state import StateError
 from .core.updates import UpdateRule
-from .core.zoar import ZoAR
+from .core.zoar import ZoAR, bound_in_dtype
 
 
 @contextlib.contextmanager
-def evaluation_map(workers: Any) -> Iterator[Callable[..., Any] | None]:
+def evaluation_map(workers: Any, fun: Callable[..., Any] | None = None) -> Iterator[Callable[..., Any] | None]:
     """SciPy's ``workers`` convention: 1 -> serial, -1 or n > 1 -> a process pool of
-    that size (closed afterwards), a map-like callable -> used as given."""
+    that size (closed afterwards), a map-like callable -> used as given. For a pool,
+    ``fun`` must pickle: checked before the first evaluation."""
     if callable(workers):
         yield workers
         return
@@ -38,6 +40,13 @@ def evaluation_map(workers: Any) -> Iterator[Callable[..., Any] | None]:
     if workers == 1:
         yield None
         return
+    if fun is not None:
+        try:
+            pickle.dumps(fun)
+        except Exception as exc:  # pickling can fail with many exception types
+            raise ValueError(f"option 'workers'={workers} evaluates fun in other processes, but fun cannot "
+                             f"be pickled ({type(exc).__name__}: {exc}); define it at module level (not a "
+                             "lambda or a local function) or pass a map-like callable") from None
     n = os.cpu_count() or 1 if workers == -1 else workers
     with multiprocessing.Pool(n) as pool:
         yield pool.map
@@ -142,7 +151,9 @@ def zoar(
     -------
     maxfev : int
         Hard evaluation budget (default ``1000 * x0.size``); ``nfev`` counts every point.
-        The last iteration uses a partial batch rather than leave budget unspent.
+        When the budget ends in mid-batch the remaining budget is spent on the first points
+        of the next batch; their values are kept in ``res.state`` (not used for a step), so
+        that a resumed run finishes that batch and continues exactly as one long run.
     maxiter : int
         Maximum number of iterations (default: unlimited).
     num_queries : int
@@ -277,9 +288,6 @@ def run_method(
         if s["tol"] is not None and "'xtol'" in str(e):
             raise ValueError(str(e).replace("'xtol'", "'tol'")) from None
         raise
-    if maxfev < options.num_queries:
-        raise ValueError(f"option 'maxfev'={maxfev} is smaller than 'num_queries'={options.num_queries}: "
-                         "one iteration needs num_queries evaluations")
     seed = resolve_seed(s["seed"], s["rng"])
     dev = resolve_device(s["device"])
     tdtype = resolve_dtype(s["dtype"])
@@ -296,24 +304,106 @@ def run_method(
     x0 = clip_x0(x0, lu)
     cb = make_callback(callback)
 
+    if tdtype == torch.float32 and np.any(np.abs(x0) > np.finfo(np.float32).max):
+        raise ValueError("x0 has entries beyond float32's range (3.4e38): use option dtype='float64'")
+
     if resume is not None:
         opt = _resumed(resume, factory, name, d, dev)
+        _check_resume_settings(opt, s, lu, extra_settings, tdtype, dev)
+        if lu is None and opt.lower is not None and opt.upper is not None:  # the saved run's box
+            lu = (opt.lower.double().cpu().numpy(), opt.upper.double().cpu().numpy())
     else:
+        check_memory(d, options, tdtype, dev, maxfev, name)
         lower = upper = None
-        if lu is not None:
-            lower = torch.as_tensor(lu[0], dtype=tdtype, device=dev)
-            upper = torch.as_tensor(lu[1], dtype=tdtype, device=dev)
+        if lu is not None:  # float64: the optimizer rounds them into the box in its own dtype
+            lower = torch.as_tensor(lu[0], dtype=torch.float64, device=dev)
+            upper = torch.as_tensor(lu[1], dtype=torch.float64, device=dev)
         opt = factory(torch.as_tensor(x0.reshape(-1), dtype=tdtype, device=dev), options=options,
                       lower=lower, upper=upper, seed=seed, dtype=tdtype, device=dev, **extra_settings)
 
     def extras() -> dict[str, Any]:
         return {"lr": opt.lr, "mu": opt.mu, "n_nonfinite": opt.n_nonfinite}
 
-    with evaluation_map(workers) as mapper, limit_torch_threads(torch_threads_n):
+    with evaluation_map(workers, fun) as mapper, limit_torch_threads(torch_threads_n):
         objective = BatchObjective(fun, args, shape=x0.shape, vectorized=vectorized,
-                                   tensor_input=tensor_input, map=mapper, max_evals=maxfev)
+                                   tensor_input=tensor_input, map=mapper, max_evals=maxfev,
+                                   lower=None if lu is None else lu[0], upper=None if lu is None else lu[1])
         return drive(opt, objective, x0=x0, maxiter=maxiter, callback=cb, progress=progress,
                      disp=disp, name=name, extras=extras)
+
+
+#: The ZoAROptions fields compared against a resumed state.
+_STATE_OPTIONS = ("num_queries", "num_histories", "mu", "lr", "adapt_mu", "update", "betas", "eps",
+                  "bias_correction", "schedule", "directions", "normalization", "xtol")
+
+
+def _check_resume_settings(opt: ZoAR, s: dict[str, Any], lu: tuple[np.ndarray, np.ndarray] | None,
+                           extra_settings: dict[str, Any], dtype: torch.dtype, device: torch.device) -> None:
+    """A resumed run continues with the saved settings; an option given with ``resume`` that
+    contradicts them is an error naming it (options left at their defaults come from the state)."""
+    conflicts = []
+    saved = opt.options
+    given = {k: s[k] for k in _STATE_OPTIONS if k != "xtol" and s[k] != ZOAR_METHOD_OPTIONS[k]}
+    if s["tol"] is not None or s["xtol"] != ZOAR_METHOD_OPTIONS["xtol"]:
+        given["xtol"] = s["xtol"] if s["tol"] is None else s["tol"]
+    for key, value in given.items():
+        mine = getattr(saved, key)
+        if (tuple(value) if key == "betas" else value) != mine:
+            conflicts.append(f"{key}={value!r} (saved: {mine!r})")
+    for key, value in extra_settings.items():
+        if value != opt._extra_settings().get(key):
+            conflicts.append(f"{key}={value!r} (saved: {opt._extra_settings().get(key)!r})")
+    seed = resolve_seed(s["seed"], s["rng"])
+    if seed is not None and seed != opt.seed:
+        conflicts.append(f"seed={seed} (saved: {opt.seed})")
+    if s["dtype"] != ZOAR_METHOD_OPTIONS["dtype"] and dtype != opt.dtype:
+        conflicts.append(f"dtype={s['dtype']!r} (saved: {opt.dtype})")
+    if lu is not None:
+        same = opt.lower is not None and opt.upper is not None and bool(
+            torch.equal(_rounded(lu[0], opt, up=True), opt.lower)
+            and torch.equal(_rounded(lu[1], opt, up=False), opt.upper))
+        if not same:
+            conflicts.append("bounds (they differ from the saved run's)")
+    if conflicts:
+        raise ValueError("option 'resume' continues the saved run with its own settings, but these "
+                         f"options contradict it: {', '.join(conflicts)}; leave them out (or start a new run)")
+
+
+def _rounded(bound: np.ndarray, opt: ZoAR, *, up: bool) -> torch.Tensor:
+    return bound_in_dtype(torch.as_tensor(bound, dtype=torch.float64, device=opt.device), opt.dtype, opt.device, up=up)
+
+
+def check_memory(d: int, options: ZoAROptions, dtype: torch.dtype, device: torch.device,
+                 maxfev: int, name: str) -> None:
+    """Raise ``MemoryError`` before the first evaluation when the run cannot fit.
+
+    The estimate counts the reuse buffer (only the rows the budget can fill), one batch of
+    directions and points, and the d-sized vectors (iterate, moments, anchors, records).
+    """
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    rows = min(options.capacity, maxfev) + 2 * options.num_queries + 8 + options.num_histories
+    needed = rows * d * itemsize
+    available = _available_memory(device)
+    if available is not None and needed > available:
+        raise MemoryError(
+            f"{name} needs about {needed / 2**30:.2f} GiB ({needed} bytes) for d={d} with "
+            f"num_queries={options.num_queries}, num_histories={options.num_histories}, "
+            f"dtype={str(dtype).replace('torch.', '')} and maxfev={maxfev}, but only "
+            f"{available / 2**30:.2f} GiB is available on {device}; lower num_histories or "
+            "num_queries, use dtype='float32', or use a larger machine")
+
+
+def _available_memory(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def _resumed(resume: Any, factory: type[ZoAR], name: str, d: int, device: torch.device) -> ZoAR:

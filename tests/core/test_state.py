@@ -195,3 +195,19 @@ def test_the_global_rng_is_untouched():
     _run(opt, _f, 5)
     _roundtrip(opt)
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_half_infinite_bounds_round_trip_and_nan_bounds_are_rejected():
+    lo = torch.tensor([-1.0, -math.inf, 0.0], dtype=torch.float64)
+    hi = torch.tensor([math.inf, 2.0, 1.0], dtype=torch.float64)
+    opt = ZoAR(torch.zeros(3, dtype=torch.float64), lower=lo, upper=hi, seed=0)
+    _run(opt, _f, 5)
+    back = _roundtrip(opt)
+    assert torch.equal(back.lower, lo) and torch.equal(back.upper, hi)
+    from zo_scipy.core.state import encode_array
+    state = json.loads(json.dumps(opt.state_dict()))
+    for key, value in (("lower", math.nan), ("lower", math.inf), ("upper", -math.inf)):
+        bad = lo.clone() if key == "lower" else hi.clone()
+        bad[0] = value
+        with pytest.raises(StateError, match=f"'{key}' holds NaN"):
+            ZoAR.from_state_dict(dict(state, **{key: encode_array(bad)}))

@@ -14,6 +14,12 @@ batch into ``m`` values however the user's function wants to be called:
 Every point counts once in :attr:`nfev`; the objective is never called once the
 budget is spent; the best finite value and its point are tracked as values
 arrive, so nothing is lost when the objective raises halfway through a batch.
+
+The points the objective sees are float64 (whatever the estimator's dtype),
+projected onto the float64 box ``[lower, upper]``, and copies: an objective that
+writes into its argument changes nothing here, and :attr:`best_x` is exactly the
+point whose value is :attr:`best_f`. ``-inf`` counts as invalid, like NaN and
+``+inf`` (:attr:`n_neg_inf` counts it): it never becomes the best point.
 """
 from __future__ import annotations
 
@@ -33,21 +39,25 @@ class ObjectiveError(RuntimeError):
     """The user's objective raised; the original exception is ``__cause__``."""
 
 
+class ObjectiveValueError(ValueError):
+    """The objective returned something that is not one real value per point."""
+
+
 def as_scalar(value: Any) -> float:
     """Coerce one objective value to a Python float, or raise naming ``fun``."""
     if isinstance(value, (float, int)) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise ValueError(f"fun must return a scalar, got a tensor of shape {tuple(value.shape)}")
+            raise ObjectiveValueError(f"fun must return a scalar, got a tensor of shape {tuple(value.shape)}")
         if value.is_complex():
-            raise ValueError("fun must return a real scalar, got a complex tensor")
+            raise ObjectiveValueError("fun must return a real scalar, got a complex tensor")
         return float(value.detach().reshape(()).item())
     arr = np.asarray(value)
     if arr.dtype == object or arr.dtype.kind not in "biuf":
-        raise ValueError(f"fun must return a real scalar, got {type(value).__name__} {value!r:.80}")
+        raise ObjectiveValueError(f"fun must return a real scalar, got {type(value).__name__} {value!r:.80}")
     if arr.size != 1:
-        raise ValueError(f"fun must return a scalar, got an array of shape {arr.shape}")
+        raise ObjectiveValueError(f"fun must return a scalar, got an array of shape {arr.shape}")
     return float(arr.reshape(()))
 
 
@@ -78,6 +88,8 @@ class BatchObjective:
         A map-like ``map(func, iterable)`` for parallel evaluation.
     max_evals : int, optional
         Hard budget: :class:`BudgetExhausted` instead of an extra call.
+    lower, upper : numpy.ndarray, optional
+        The float64 box (flattened) every point is projected onto before the call.
     """
 
     def __init__(
@@ -90,6 +102,8 @@ class BatchObjective:
         tensor_input: bool = False,
         map: Callable[[Callable[[Any], float], Iterable[Any]], Iterable[float]] | None = None,
         max_evals: int | None = None,
+        lower: np.ndarray | None = None,
+        upper: np.ndarray | None = None,
     ) -> None:
         if not callable(fun):
             raise TypeError(f"fun must be callable, got {type(fun).__name__}")
@@ -97,7 +111,10 @@ class BatchObjective:
         self.shape = tuple(shape)
         self.vectorized, self.tensor_input, self.map = vectorized, tensor_input, map
         self.max_evals = max_evals
+        self.lower = None if lower is None else np.asarray(lower, dtype=np.float64).reshape(-1)
+        self.upper = None if upper is None else np.asarray(upper, dtype=np.float64).reshape(-1)
         self.nfev = 0
+        self.n_neg_inf = 0
         self.best_f = math.inf
         self.best_x: np.ndarray | None = None
 
@@ -105,15 +122,25 @@ class BatchObjective:
     def remaining(self) -> float:
         return math.inf if self.max_evals is None else self.max_evals - self.nfev
 
-    def _rows(self, X: torch.Tensor) -> Any:
-        X = X.detach().reshape((X.shape[0], *self.shape))
-        return X if self.tensor_input else X.cpu().numpy()
+    def user_points(self, X: torch.Tensor) -> np.ndarray:
+        """The float64 points the objective is called at for estimator points ``X`` (flat rows):
+        projected onto the float64 box, so they are inside it exactly whatever ``X``'s dtype."""
+        P = X.detach().to(device="cpu", dtype=torch.float64).numpy().reshape(X.shape[0], -1)
+        if self.lower is not None and self.upper is not None:
+            P = np.clip(P, self.lower, self.upper)
+        return np.array(P, dtype=np.float64, copy=True)
 
-    def _record(self, row: Any, value: float) -> None:
-        if value < self.best_f:  # False for NaN
+    def _rows(self, P: np.ndarray, device: torch.device) -> Any:
+        """A fresh copy of the points for the objective, in the form it wants."""
+        rows = P.reshape((P.shape[0], *self.shape)).copy()
+        return torch.from_numpy(rows).to(device) if self.tensor_input else rows
+
+    def _record(self, point: np.ndarray, value: float) -> None:
+        if value == -math.inf:
+            self.n_neg_inf += 1
+        elif value < self.best_f and math.isfinite(value):
             self.best_f = value
-            arr = row.detach().cpu().numpy() if isinstance(row, torch.Tensor) else row
-            self.best_x = np.array(arr, dtype=np.float64, copy=True)
+            self.best_x = point.reshape(self.shape).copy()
 
     def __call__(self, X: torch.Tensor) -> torch.Tensor:
         """Values of the ``m`` rows of ``X`` as a float tensor on ``X``'s device."""
@@ -121,44 +148,42 @@ class BatchObjective:
         if m > self.remaining:
             raise BudgetExhausted(f"evaluating {m} points would exceed max_evals={self.max_evals} "
                                   f"({self.nfev} used)")
-        rows = self._rows(X)
+        P = self.user_points(X)  # kept pristine: the objective gets copies
+        rows = self._rows(P, X.device)
         try:
             if self.vectorized:
-                values = self._call_vectorized(rows, m)
+                values = self._call_vectorized(rows, P, m)
             elif self.map is not None:
-                values = [float(v) for v in self.map(_Call(self.fun, self.args), list(rows))]
+                # Every point of the batch is handed to the workers: all count, even when one raises.
                 self.nfev += m
+                values = [float(v) for v in self.map(_Call(self.fun, self.args), list(rows))]
                 if len(values) != m:
-                    raise ValueError(f"the workers map returned {len(values)} values for {m} points")
-                for r, v in zip(rows, values):
-                    self._record(r, v)
+                    raise ObjectiveValueError(f"the workers map returned {len(values)} values for {m} points")
+                for p, v in zip(P, values):
+                    self._record(p, v)
             else:
                 values = []
-                for r in rows:
+                for p, r in zip(P, rows):
                     self.nfev += 1  # counted before the call: a call that raises still happened
                     v = as_scalar(self.fun(r, *self.args))
-                    self._record(r, v)
+                    self._record(p, v)
                     values.append(v)
-        except (ValueError, TypeError) as exc:
-            if "fun must return" in str(exc) or "one value per" in str(exc):
-                raise
-            raise ObjectiveError(f"the objective raised {type(exc).__name__}: {exc}") from exc
-        except (KeyboardInterrupt, BudgetExhausted):
+        except (ObjectiveValueError, KeyboardInterrupt, BudgetExhausted):
             raise
         except Exception as exc:
             raise ObjectiveError(f"the objective raised {type(exc).__name__}: {exc}") from exc
         return torch.as_tensor(values, dtype=X.dtype, device=X.device)
 
-    def _call_vectorized(self, rows: Any, m: int) -> list[float]:
+    def _call_vectorized(self, rows: Any, P: np.ndarray, m: int) -> list[float]:
         self.nfev += m
         out = self.fun(rows, *self.args)
         if isinstance(out, torch.Tensor):
             out = out.detach().cpu().numpy()
         arr = np.asarray(out)
         if arr.dtype == object or arr.dtype.kind not in "biuf" or arr.size != m:
-            raise ValueError(f"a vectorized fun must return one value per row: {m} rows gave "
-                             f"{type(out).__name__} of shape {arr.shape}")
+            raise ObjectiveValueError(f"a vectorized fun must return one value per row: {m} rows gave "
+                                      f"{type(out).__name__} of shape {arr.shape}")
         values = arr.reshape(m).astype(np.float64).tolist()
-        for r, v in zip(rows, values):
-            self._record(r, v)
+        for p, v in zip(P, values):
+            self._record(p, v)
         return values

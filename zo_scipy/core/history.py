@@ -23,10 +23,23 @@ class QueryHistory:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity = int(capacity)
-        self.U = torch.empty((capacity, d), dtype=dtype, device=device)
-        self.y = torch.empty((capacity,), dtype=dtype, device=device)
+        # Rows are allocated as they are first written, so a short run (a small budget)
+        # never holds the full (N+1) K x d buffer.
+        self.U = torch.empty((0, d), dtype=dtype, device=device)
+        self.y = torch.empty((0,), dtype=dtype, device=device)
         self.size = 0
         self._pos = 0
+
+    def _reserve(self, rows: int) -> None:
+        """Grow the allocation to ``rows`` (<= capacity); only before the ring first wraps."""
+        if rows <= self.U.shape[0]:
+            return
+        rows = min(self.capacity, max(rows, 2 * self.U.shape[0]))
+        U = torch.empty((rows, self.U.shape[1]), dtype=self.U.dtype, device=self.U.device)
+        y = torch.empty((rows,), dtype=self.y.dtype, device=self.y.device)
+        U[: self.size].copy_(self.U[: self.size])
+        y[: self.size].copy_(self.y[: self.size])
+        self.U, self.y = U, y
 
     def __len__(self) -> int:
         return self.size
@@ -36,6 +49,7 @@ class QueryHistory:
         k = U.shape[0]
         if k > self.capacity:  # only the newest fit
             U, y, k = U[-self.capacity :], y[-self.capacity :], self.capacity
+        self._reserve(min(self.capacity, self._pos + k) if self.size < self.capacity else self.capacity)
         idx = (self._pos + torch.arange(k, device=self.y.device)) % self.capacity
         if self._pos + k <= self.capacity:  # contiguous: a plain copy, no index gather
             self.U[self._pos : self._pos + k].copy_(U)

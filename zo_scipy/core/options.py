@@ -200,6 +200,9 @@ class ZoAROptions:
         put(self, "normalization", check_choice("normalization", self.normalization, NORMALIZATIONS))
         put(self, "window", check_int("window", self.window, 1, allow_none=True))
         put(self, "xtol", check_real("xtol", self.xtol, allow_zero=True))
+        if self.xtol >= 1:  # lr <= xtol * lr0 would hold before the first step
+            raise ValueError(f"option 'xtol' is a fraction of the initial step size and must be < 1, "
+                             f"got {self.xtol!r}")
 
     @property
     def capacity(self) -> int:

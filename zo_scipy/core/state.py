@@ -14,8 +14,10 @@ strings, numbers, lists and ``None``:
 ``mu0``, ``mu_floor``, ``nit``, ``best_f``, ``best_x``, ``n_nonfinite``, ``last_step_norm``
 ``noise``, ``control``, ``update``
     The noise rule, the step control and the update rule's moments.
-``generator``
-    The direction generator's state (``None`` before the first draw).
+``generator``, ``held``
+    The direction generator's state (``None`` before the first draw), and the values of
+    the next batch's first points when a run stopped in mid-batch (see
+    :meth:`~zo_scipy.core.zoar.ZoAR.hold`).
 ``history``
     The reuse buffer: one record per told batch (its tag, center, ``mu``, size,
     values and the generator state its directions were drawn from, or
@@ -124,6 +126,7 @@ def dump_zoar(opt: ZoAR) -> dict[str, Any]:
             "window_best": _sentinel(c._win_best), "window_x": _opt(c._win_x)},
         "update": update,
         "generator": _opt(gen_state),
+        "held": _opt(opt.held),
         "history": {
             "position": opt.history._pos, "size": opt.history.size,
             "records": [{"tag": r.tag, "center": encode_array(r.center), "mu": r.mu, "size": r.size,
@@ -253,8 +256,7 @@ def build_zoar(cls: type[Z], state: Mapping[str, Any], *, points: PointsSource |
     dev = torch.device(device) if device is not None else _device(r)
     d = r.integer("dim", 1)
     x = _require(r.vector("x", dtype, d, device=dev))
-    lower = r.vector("lower", dtype, d, device=dev, optional=True)
-    upper = r.vector("upper", dtype, d, device=dev, optional=True)
+    lower, upper = _bounds(r, dtype, d, dev)
     seed = r.integer("seed", 0, 2**64 - 1)
     try:
         opt = cls(x, options=options, lower=lower, upper=upper, seed=seed, dtype=_DTYPES[dtype],
@@ -263,6 +265,20 @@ def build_zoar(cls: type[Z], state: Mapping[str, Any], *, points: PointsSource |
         raise StateError(f"state field 'settings' is invalid: {e}") from None
     load_zoar(opt, state, points=points)
     return opt
+
+
+def _bounds(r: _Reader, dtype: str, d: int, device: torch.device) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The box: each side optional; infinite entries allowed (no bound on that side), NaN not."""
+    out = []
+    for key, bad in (("lower", math.inf), ("upper", -math.inf)):
+        b = r.array(key, dtype, (d,), device=device, optional=True, finite=False)
+        if b is not None and bool((torch.isnan(b) | (b == bad)).any()):
+            raise StateError(f"state field {key!r} holds NaN or {bad}")
+        out.append(b)
+    lo, hi = out
+    if lo is not None and hi is not None and bool((lo > hi).any()):
+        raise StateError("state fields 'lower' and 'upper' cross (a lower bound above its upper bound)")
+    return lo, hi
 
 
 def _device(r: _Reader) -> torch.device:
@@ -301,8 +317,7 @@ def load_zoar(opt: ZoAR, state: Mapping[str, Any], *, points: PointsSource | Non
         raise r.fail("dim", str(opt.dim), d)
     dev = opt.device
     x = _require(r.vector("x", dt, d, device=dev))
-    lower = r.vector("lower", dt, d, device=dev, optional=True)
-    upper = r.vector("upper", dt, d, device=dev, optional=True)
+    lower, upper = _bounds(r, dt, d, dev)
     for name, mine_b, theirs in (("lower", opt.lower, lower), ("upper", opt.upper, upper)):
         if (mine_b is None) != (theirs is None) or (
                 mine_b is not None and theirs is not None and not torch.equal(mine_b, theirs)):
@@ -368,6 +383,13 @@ def load_zoar(opt: ZoAR, state: Mapping[str, Any], *, points: PointsSource | Non
         raise TypeError(f"the update rule {type(rule).__name__} cannot be loaded from data")
 
     gen_state = _generator_state(r, "generator", dev)
+    held = None
+    if r.get("held") is not None:
+        shape = _Reader(r.get("held"), "held").get("shape")
+        if not (isinstance(shape, list) and len(shape) == 1 and isinstance(shape[0], int)
+                and 0 < shape[0] < opt.num_queries):
+            raise StateError(f"state field 'held.shape' must be [n] with 0 < n < num_queries, got {shape!r:.40}")
+        held = r.array("held", dt, (shape[0],), device=dev, finite=False)
 
     hr = r.sub("history")
     capacity = opt.history.capacity
@@ -401,6 +423,7 @@ def load_zoar(opt: ZoAR, state: Mapping[str, Any], *, points: PointsSource | Non
     if gen_state is not None:
         opt.generator.set_state(gen_state)
     opt._pending = None
+    opt.held = held
     opt.history.clear()
     advance = sum(min(rec.size, capacity) for rec in records)
     opt.history._pos = (position - advance) % capacity  # replay the appends where they were made

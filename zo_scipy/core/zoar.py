@@ -58,6 +58,18 @@ def problem_scale(x0: torch.Tensor, lower: torch.Tensor | None, upper: torch.Ten
     return rms if rms > 0 and math.isfinite(rms) else 1.0
 
 
+def bound_in_dtype(bound: Any, dtype: torch.dtype, device: torch.device | str, *, up: bool) -> torch.Tensor:
+    """A bound in ``dtype``, rounded into the box when ``dtype`` cannot hold it exactly (a float32
+    estimator inside a float64 box): every point the estimator projects stays inside the box."""
+    exact = torch.as_tensor(bound, device=device).detach()
+    b = exact.to(dtype)
+    if exact.dtype == dtype or not exact.is_floating_point():
+        return b.clone()
+    outside = b.to(exact.dtype) < exact if up else b.to(exact.dtype) > exact
+    step = torch.nextafter(b, torch.full_like(b, math.inf if up else -math.inf))
+    return torch.where(outside & torch.isfinite(b), step, b)
+
+
 @dataclass
 class NoiseRule:
     r"""Detects objective noise from how the batch spread follows ``mu``.
@@ -197,10 +209,13 @@ class ZoAR:
         x = torch.as_tensor(x0, dtype=dtype, device=device).detach().clone()
         if x.ndim != 1:
             raise ValueError(f"x0 must be 1-D, got shape {tuple(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"x0 must be finite in the estimator's dtype {dtype} (an entry is NaN, "
+                             "inf or beyond its range)")
         self.device = torch.device(device)
         self.dtype = dtype
-        self.lower = None if lower is None else torch.as_tensor(lower, dtype=dtype, device=device)
-        self.upper = None if upper is None else torch.as_tensor(upper, dtype=dtype, device=device)
+        self.lower = None if lower is None else bound_in_dtype(lower, dtype, device, up=True)
+        self.upper = None if upper is None else bound_in_dtype(upper, dtype, device, up=False)
         self._bounded = self.lower is not None or self.upper is not None
         x = self._project(x)
         scale = problem_scale(x, self.lower, self.upper)
@@ -233,6 +248,7 @@ class ZoAR:
         self.noise = NoiseRule()
         self.records: list[BatchRecord] = []  # the told batches whose rows are in the buffer
         self._pending: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self.held: torch.Tensor | None = None  # values of the next batch's first points (see hold())
         self._last_step_norm = 0.0
 
     # -- geometry -----------------------------------------------------------------
@@ -293,10 +309,28 @@ class ZoAR:
         n = self.num_queries if n is None else int(n)
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
+        if self.held is not None and n <= self.held.numel():
+            raise ValueError(f"ask({n}): {self.held.numel()} values of the next batch are held; ask for more")
         rng_state = self.generator.get_state()
         U, X = self._draw(n, self.generator, self.x, self.mu)
         self._pending = (U, X, rng_state)
         return X
+
+    def hold(self, values: Any) -> None:
+        """Keep the values of the first ``len(values)`` points of the pending batch and forget
+        the ask (the budget ran out in mid-batch). The generator is rewound: the next
+        :meth:`ask` draws the same batch, and :meth:`tell` then takes the held values followed
+        by those of the remaining points, so a resumed run continues exactly as an
+        uninterrupted one. Held values are part of :meth:`state_dict`."""
+        if self._pending is None:
+            raise RuntimeError("hold() needs a pending ask()")
+        v = torch.as_tensor(values, dtype=self.dtype, device=self.device).reshape(-1)
+        already = 0 if self.held is None else self.held.numel()
+        if not 0 < v.numel() < self._pending[1].shape[0] - already:
+            raise ValueError(f"hold() takes 1 to {self._pending[1].shape[0] - already - 1} values, got {v.numel()}")
+        held = v if self.held is None else torch.cat([self.held, v])
+        self.cancel()
+        self.held = held
 
     def cancel(self) -> None:
         """Forget a pending :meth:`ask` whose values will never come (e.g. the objective
@@ -309,7 +343,8 @@ class ZoAR:
     def tell(self, values: Any, *, points: Any = None) -> None:
         """Take the values of a batch and take one step.
 
-        Without ``points`` the values belong to the last :meth:`ask`. With
+        Without ``points`` the values belong to the last :meth:`ask` (after any held
+        values, see :meth:`hold`: ``values`` may then be only those of the remaining points). With
         ``points`` (shape ``(n, d)``) they were measured at those points instead,
         around the current iterate (e.g. the asked points after rounding, or
         points chosen by a caller such as the Optuna sampler); the estimator then
@@ -333,9 +368,12 @@ class ZoAR:
         else:
             U, X, rng_state = self._pending
         y = torch.as_tensor(values, dtype=self.dtype, device=self.device).reshape(-1)
+        if self.held is not None and points is None and y.shape[0] + self.held.numel() == U.shape[0]:
+            y = torch.cat([self.held, y])
         if y.shape[0] != U.shape[0]:
             raise ValueError(f"tell() expected {U.shape[0]} values, got {y.shape[0]}")
         self._pending = None
+        self.held = None
         tag = self.nit
         self.nit += 1
         finite = torch.isfinite(y)
