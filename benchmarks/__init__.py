@@ -38,6 +38,7 @@ SUITES: dict[str, str] = {
     "zoar": "benchmarks.suite_zoar",
     "hessian": "benchmarks.suite_hessian",
     "optuna": "benchmarks.suite_optuna",
+    "noise": "benchmarks.suite_noise",
     "tune": "benchmarks.suite_tune",
 }
 

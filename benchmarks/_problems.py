@@ -336,3 +336,23 @@ def solver_problem(name: str, d: int) -> tuple[str, Callable[[np.ndarray], float
         return (f"quadratic-{d}", (lambda x: 0.5 * float(np.sum(lam * x * x))), (lambda x: lam * x),
                 np.ones(d))
     raise ValueError(f"unknown solver problem {name!r}")
+
+
+# -- a noisy, ill-conditioned problem (ZoAR's noise handling) ------------------------------------
+class NoisyIllConditioned:
+    r""":math:`f(x) = \sum_i w_i z_i^2 + 5 \sum_i \sin^2 z_i + \tfrac12 \sum_i z_i z_{i+1} + N(0, 5^2)`,
+    :math:`z = x - \mathrm{linspace}(-3, 3, d)`, :math:`w = \mathrm{logspace}(0, 2, d)`, on
+    :math:`[-5, 5]^d` from :math:`x_0 = 0`; ``true`` is the noise-free value."""
+
+    bounds = (-5.0, 5.0)
+
+    def __init__(self, d: int = 50, sigma: float = 5.0, seed: int = 0) -> None:
+        self.c, self.w, self.sigma = np.linspace(-3, 3, d), np.logspace(0, 2, d), sigma
+        self.rng = np.random.default_rng(seed)
+
+    def true(self, x: np.ndarray) -> float:
+        z = np.asarray(x, dtype=float) - self.c
+        return float(np.sum(self.w * z**2) + 5 * np.sum(np.sin(z) ** 2) + 0.5 * np.sum(z[:-1] * z[1:]))
+
+    def __call__(self, x: np.ndarray) -> float:
+        return self.true(x) + self.sigma * float(self.rng.standard_normal())

@@ -138,6 +138,11 @@ def drive(
         warnings.warn(f"{name}: the objective returned -inf at {objective.n_neg_inf} points; like NaN and "
                       "+inf, -inf is treated as an invalid value (never the result). An objective "
                       "unbounded below has no minimum to find.", RuntimeWarning, stacklevel=3)
+    if getattr(opt, "noisy", False):
+        message += (f" The objective is noisy (spread of a batch's values about "
+                    f"{getattr(opt, 'noise_level', math.nan):.3g} at the frozen mu): fun is the lowest "
+                    "noisy value seen, so it is biased low; evaluate fun at x repeatedly to estimate "
+                    "its value.")
     best_x, best_f = objective.best_x, objective.best_f
     if best_x is None and getattr(opt, "best_x", None) is not None:
         # Nothing evaluated in this call (e.g. a resumed run that had converged): the state's best.

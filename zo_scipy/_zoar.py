@@ -99,6 +99,7 @@ def zoar(
     schedule: str = "adaptive",
     xtol: float = 1e-7,
     tol: float | None = None,
+    max_queries: int | None = None,
     directions: str = "gaussian",
     normalization: str = "unbiased",
     seed: int | None = None,
@@ -183,6 +184,12 @@ def zoar(
     xtol, tol : float
         Stop successfully once the adaptive ``lr`` fell below ``xtol`` times its
         initial value (default 1e-7). ``minimize(..., tol=t)`` sets ``xtol = t``.
+    max_queries : int
+        Once objective noise is detected (``mu`` frozen), a stalled step control doubles
+        the number of queries per iteration, up to ``max_queries`` (default
+        ``8 * num_queries``), before it shrinks the step again: more queries per step lower
+        the noise of the estimate, a smaller step only slows the run. ``max_queries=
+        num_queries`` keeps the batch fixed. ``res.num_queries`` is the final batch size.
     directions : {"gaussian", "sphere", "orthogonal"}
         Direction distribution (default ``"gaussian"``).
     normalization : {"unbiased", "authors"}
@@ -238,6 +245,7 @@ def zoar(
     settings = dict(maxfev=maxfev, maxiter=maxiter, num_queries=num_queries, num_histories=num_histories,
                     mu=mu, lr=lr, adapt_mu=adapt_mu, update=update, betas=betas, eps=eps,
                     bias_correction=bias_correction, schedule=schedule, xtol=xtol, tol=tol,
+                    max_queries=max_queries,
                     directions=directions, normalization=normalization, seed=seed, rng=rng,
                     device=device, dtype=dtype, vectorized=vectorized, tensor_input=tensor_input,
                     workers=workers, torch_threads=torch_threads, disp=disp, progress=progress)
@@ -283,7 +291,8 @@ def run_method(
             num_queries=s["num_queries"], num_histories=s["num_histories"], mu=s["mu"], lr=s["lr"],
             adapt_mu=s["adapt_mu"], update=s["update"], betas=s["betas"], eps=s["eps"],
             bias_correction=s["bias_correction"], schedule=s["schedule"],
-            directions=s["directions"], normalization=s["normalization"], xtol=xtol)
+            directions=s["directions"], normalization=s["normalization"], xtol=xtol,
+            max_queries=s["max_queries"])
     except ValueError as e:
         if s["tol"] is not None and "'xtol'" in str(e):
             raise ValueError(str(e).replace("'xtol'", "'tol'")) from None
@@ -322,7 +331,8 @@ def run_method(
                       lower=lower, upper=upper, seed=seed, dtype=tdtype, device=dev, **extra_settings)
 
     def extras() -> dict[str, Any]:
-        return {"lr": opt.lr, "mu": opt.mu, "n_nonfinite": opt.n_nonfinite}
+        return {"lr": opt.lr, "mu": opt.mu, "n_nonfinite": opt.n_nonfinite, "noisy": opt.noisy,
+                "noise_level": opt.noise_level, "num_queries": opt.num_queries}
 
     with evaluation_map(workers, fun) as mapper, limit_torch_threads(torch_threads_n):
         objective = BatchObjective(fun, args, shape=x0.shape, vectorized=vectorized,
@@ -334,7 +344,7 @@ def run_method(
 
 #: The ZoAROptions fields compared against a resumed state.
 _STATE_OPTIONS = ("num_queries", "num_histories", "mu", "lr", "adapt_mu", "update", "betas", "eps",
-                  "bias_correction", "schedule", "directions", "normalization", "xtol")
+                  "bias_correction", "schedule", "directions", "normalization", "xtol", "max_queries")
 
 
 def _check_resume_settings(opt: ZoAR, s: dict[str, Any], lu: tuple[np.ndarray, np.ndarray] | None,

@@ -74,6 +74,8 @@ def test_resume_on_a_noisy_objective_keeps_the_noise_rule():
     _run(part, f, 800)
     assert full.mu_floor > 0 and part.mu_floor == full.mu_floor
     assert torch.equal(part.x, full.x) and part.control.patience == full.control.patience == 3
+    # under noise the batch grew (a stall doubles it): the grown size is part of the state
+    assert full.num_queries > 10 and part.num_queries == full.num_queries
 
 
 def test_state_taken_between_ask_and_tell_asks_the_same_batch_again():

@@ -102,6 +102,11 @@ class StepControl:
         self._prev = wm
         return ""
 
+    def undo_decay(self) -> None:
+        """Take back the last decay (the caller reacted to the stall in another way)."""
+        self.lr /= self.decay
+        self.n_decays -= 1
+
     def _decay(self) -> None:
         self.lr *= self.decay
         self.n_decays += 1

@@ -23,6 +23,8 @@ from .updates import UPDATE_RULES, UpdateRule
 
 SCHEDULES: tuple[str, ...] = ("adaptive", "constant")
 NORMALIZATIONS: tuple[str, ...] = ("unbiased", "authors")
+#: Default growth limit of the batch size once noise is detected (``max_queries``).
+NOISY_GROWTH = 8
 #: The generator seed is a 64-bit unsigned integer in torch.
 MAX_SEED = 2**64 - 1
 
@@ -161,7 +163,12 @@ class ZoAROptions:
     window : int or None
         Step-control window in iterations; ``None``: :func:`default_window`.
     xtol : float
-        Relative step tolerance of the adaptive schedule (>= 0).
+        Relative step tolerance of the adaptive schedule, in [0, 1).
+    max_queries : int or None
+        Once objective noise is detected, a stalled step control doubles the batch size
+        (up to ``max_queries``) instead of halving the step: averaging more queries is
+        what lowers the noise of the estimate. ``None``: 8 ``num_queries``;
+        ``max_queries=num_queries`` keeps the batch fixed.
     """
 
     num_queries: int = 10
@@ -178,6 +185,7 @@ class ZoAROptions:
     normalization: str = "unbiased"
     window: int | None = None
     xtol: float = 1e-7
+    max_queries: int | None = None
 
     def __post_init__(self) -> None:
         put = object.__setattr__  # frozen: normalise the values once, here
@@ -200,6 +208,7 @@ class ZoAROptions:
         put(self, "normalization", check_choice("normalization", self.normalization, NORMALIZATIONS))
         put(self, "window", check_int("window", self.window, 1, allow_none=True))
         put(self, "xtol", check_real("xtol", self.xtol, allow_zero=True))
+        put(self, "max_queries", check_int("max_queries", self.max_queries, self.num_queries, allow_none=True))
         if self.xtol >= 1:  # lr <= xtol * lr0 would hold before the first step
             raise ValueError(f"option 'xtol' is a fraction of the initial step size and must be < 1, "
                              f"got {self.xtol!r}")
@@ -208,6 +217,10 @@ class ZoAROptions:
     def capacity(self) -> int:
         """:math:`M = (N+1)K`, the size of the reuse buffer."""
         return (self.num_histories + 1) * self.num_queries
+
+    @property
+    def resolved_max_queries(self) -> int:
+        return self.max_queries if self.max_queries is not None else NOISY_GROWTH * self.num_queries
 
     @property
     def resolved_window(self) -> int:

@@ -110,6 +110,7 @@ def dump_zoar(opt: ZoAR) -> dict[str, Any]:
         "format": FORMAT, "version": VERSION, "kind": type(opt).__name__,
         "options": opt.options.to_dict(), "settings": opt._extra_settings(),
         "dim": opt.dim, "dtype": _dtype_name(opt.dtype), "device": str(opt.device),
+        "num_queries": opt.num_queries,
         "x": encode_array(opt.x), "lower": _opt(opt.lower), "upper": _opt(opt.upper),
         "seed": opt.seed, "mu0": opt.mu0, "mu_floor": opt.mu_floor, "nit": opt.nit,
         "best_f": _sentinel(opt.best_f), "best_x": _opt(opt.best_x),
@@ -383,16 +384,17 @@ def load_zoar(opt: ZoAR, state: Mapping[str, Any], *, points: PointsSource | Non
         raise TypeError(f"the update rule {type(rule).__name__} cannot be loaded from data")
 
     gen_state = _generator_state(r, "generator", dev)
+    num_queries = r.integer("num_queries", opt.options.num_queries, opt.options.resolved_max_queries)
     held = None
     if r.get("held") is not None:
         shape = _Reader(r.get("held"), "held").get("shape")
         if not (isinstance(shape, list) and len(shape) == 1 and isinstance(shape[0], int)
-                and 0 < shape[0] < opt.num_queries):
+                and 0 < shape[0] < num_queries):
             raise StateError(f"state field 'held.shape' must be [n] with 0 < n < num_queries, got {shape!r:.40}")
         held = r.array("held", dt, (shape[0],), device=dev, finite=False)
 
     hr = r.sub("history")
-    capacity = opt.history.capacity
+    capacity = (opt.num_histories + 1) * num_queries
     position = hr.integer("position", 0, capacity - 1)
     size = hr.integer("size", 0, capacity)
     recs = hr.get("records")
@@ -424,6 +426,8 @@ def load_zoar(opt: ZoAR, state: Mapping[str, Any], *, points: PointsSource | Non
         opt.generator.set_state(gen_state)
     opt._pending = None
     opt.held = held
+    if num_queries != opt.num_queries or opt.history.capacity != capacity:
+        opt._grow_batch(num_queries)
     opt.history.clear()
     advance = sum(min(rec.size, capacity) for rec in records)
     opt.history._pos = (position - advance) % capacity  # replay the appends where they were made

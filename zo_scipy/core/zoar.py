@@ -407,6 +407,25 @@ class ZoAR:
         while sum(r.size for r in self.records[1:]) >= self.history.capacity:
             self.records.pop(0)
 
+    def _grow_batch(self, num_queries: int) -> None:
+        """Use batches of ``num_queries`` from now on, with a reuse buffer of N + 1 of them.
+        The buffer starts empty (its rows are comparable, but a clean start keeps the buffer
+        a whole number of batches, which :meth:`state_dict` relies on)."""
+        self.num_queries = int(num_queries)
+        self.history = QueryHistory((self.num_histories + 1) * self.num_queries, self.dim,
+                                    dtype=self.dtype, device=self.device)
+        self.records.clear()
+
+    @property
+    def noisy(self) -> bool:
+        """True once objective noise was detected (``mu`` is frozen at :attr:`mu_floor`)."""
+        return self.mu_floor > 0
+
+    @property
+    def noise_level(self) -> float | None:
+        """The batch spread where noise was detected: about the noise's standard deviation."""
+        return self.noise.level_spread if self.noisy else None
+
     def _forget_history(self) -> None:
         self.history.clear()
         self.records.clear()
@@ -427,12 +446,20 @@ class ZoAR:
             if frozen is not None:
                 self.mu_floor = max(self.mu_floor, frozen)
                 self.control.patience = NOISY_PATIENCE
+        grow = (event in ("decay", "restore") and self.noisy and math.isfinite(batch_mean)
+                and self.num_queries < self.options.resolved_max_queries)
+        if grow:
+            # A noise floor: a stalled or worsening run has a noisy estimate, and a smaller
+            # step only slows it down; more queries per step lower the noise. Double the
+            # batch instead of halving the step (a restore still returns to the anchor).
+            self.control.undo_decay()
+            self._grow_batch(min(2 * self.num_queries, self.options.resolved_max_queries))
         if event == "restore":
             assert self.control.anchor is not None
             self.x = self.control.anchor.clone()
             self._forget_history()
             self.update.reset()
-        elif self.mu != mu_before:
+        elif self.mu != mu_before and not grow:
             # Values taken at another mu differ by ~mu^2 tr(H)/2: not comparable, drop them.
             self._forget_history()
 
