@@ -39,6 +39,7 @@ SUITES: dict[str, str] = {
     "hessian": "benchmarks.suite_hessian",
     "optuna": "benchmarks.suite_optuna",
     "noise": "benchmarks.suite_noise",
+    "threads": "benchmarks.suite_threads",
     "tune": "benchmarks.suite_tune",
 }
 

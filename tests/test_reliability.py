@@ -252,3 +252,19 @@ def test_a_noise_free_run_keeps_its_batch_size():
     res = minimize(_ill_conditioned, np.zeros(50), method=zs.zoar, bounds=[(-5, 5)] * 50,
                    options=dict(maxfev=10_000, seed=0))
     assert not res.noisy and res.num_queries == 10 and res.noise_level is None
+
+
+# -- threads ---------------------------------------------------------------------------------
+def test_auto_threads_is_one_thread_for_a_small_estimator_and_restored_after():
+    before = torch.get_num_threads()
+    seen = []
+
+    def f(x):
+        seen.append(torch.get_num_threads())
+        return sphere(x)
+
+    minimize(f, np.ones(50), method=zs.zoar, options=dict(maxfev=30, seed=0))
+    assert set(seen) == {1} and torch.get_num_threads() == before
+    seen.clear()
+    minimize(f, np.ones(50), method=zs.zoar, options=dict(maxfev=30, seed=0, torch_threads=None))
+    assert set(seen) == {before}

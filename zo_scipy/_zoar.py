@@ -109,7 +109,7 @@ def zoar(
     vectorized: bool = False,
     tensor_input: bool = False,
     workers: Any = 1,
-    torch_threads: int | None = None,
+    torch_threads: int | str | None = "auto",
     disp: bool = False,
     progress: bool = False,
     resume: dict[str, Any] | ZoAR | None = None,
@@ -209,10 +209,14 @@ def zoar(
         Parallel evaluation, SciPy's convention: ``-1`` or ``n > 1`` builds a
         ``multiprocessing.Pool`` (``fun`` must pickle); a callable such as
         ``pool.map`` or ``executor.map`` is used as given. Default 1 (serial).
-    torch_threads : int
-        Cap torch's intra-op threads during the run. Set it (and, for BLAS,
-        ``threadpoolctl.threadpool_limits``) when ``fun`` itself uses many threads,
-        to avoid oversubscription.
+    torch_threads : "auto", int or None
+        torch's intra-op threads during the run (restored afterwards). ``"auto"``
+        (default): one thread when the estimator's work per iteration is small
+        (:math:`M d \le 2^{22}` elements, e.g. d up to about 140 000 with the default
+        M = 30), where several threads only compete with the objective and other processes
+        for the cores; torch's own setting above that. An int caps the threads; ``None``
+        leaves torch's setting. For an objective that uses BLAS threads, see also
+        ``threadpoolctl.threadpool_limits``.
     disp : bool
         Print a summary at the end.
     progress : bool
@@ -252,6 +256,10 @@ def zoar(
     return run_method("zoar", ZoAR, {}, fun, x0, args, jac, hess, hessp, bounds, constraints,
                       callback, resume, settings, unknown_options)
 
+
+#: ``torch_threads="auto"``: one thread up to this many elements in the M x d buffer. The
+#: benchmarks' ``threads`` suite measures the choice (docs/behaviour.md, "Threads").
+AUTO_SINGLE_THREAD_ELEMENTS = 2**22
 
 #: The options every ZoAR-based method accepts, with their defaults (from ``zoar``'s signature).
 ZOAR_METHOD_OPTIONS: dict[str, Any] = {
@@ -302,7 +310,10 @@ def run_method(
     tdtype = resolve_dtype(s["dtype"])
     vectorized = check_bool("vectorized", s["vectorized"])
     tensor_input = check_bool("tensor_input", s["tensor_input"])
-    torch_threads_n = check_int("torch_threads", s["torch_threads"], 1, allow_none=True)
+    if s["torch_threads"] == "auto":
+        torch_threads_n = 1 if options.capacity * d <= AUTO_SINGLE_THREAD_ELEMENTS else None
+    else:
+        torch_threads_n = check_int("torch_threads", s["torch_threads"], 1, allow_none=True)
     disp = check_bool("disp", s["disp"])
     progress = check_bool("progress", s["progress"])
     workers = s["workers"]
