@@ -4,7 +4,7 @@ and against one thread, on an idle machine and beside one competing busy process
 Times ``zo_scipy.zoar`` on Rosenbrock (a cheap objective, so the estimator's own work and
 its threads dominate) at d = 1000 (20 000 evaluations, M d = 30 000 elements: ``"auto"``
 uses one thread) and d = 10^5 (2 000 evaluations, M d = 3 10^6: still one thread) and
-d = 10^6 (300 evaluations, M d = 3 10^7: torch's own setting). Ratios are to ``"auto"``
+d = 10^6 (100 evaluations, M d = 3 10^7: torch's own setting). Ratios are to ``"auto"``
 in the same run. ``--quick``: d = 200, 2 000 evaluations, idle only.
 """
 from __future__ import annotations
@@ -54,7 +54,7 @@ def run_one(d: int, budget: int, setting: str, load: str, repeats: int = 2) -> d
 
 
 def cells(*, quick: bool, seeds: list[int] | None) -> list[Cell]:
-    sizes = [(200, 2000)] if quick else [(1000, 20_000), (100_000, 2000), (1_000_000, 300)]
+    sizes = [(200, 2000)] if quick else [(1000, 20_000), (100_000, 2000), (1_000_000, 100)]
     loads = ["idle"] if quick else ["idle", "busy"]
     return [Cell(f"{d}|{load}|{s}", functools.partial(run_one, d, b, s, load, 1 if quick else 2))
             for d, b in sizes for load in loads for s in SETTINGS]

@@ -268,3 +268,16 @@ def test_auto_threads_is_one_thread_for_a_small_estimator_and_restored_after():
     seen.clear()
     minimize(f, np.ones(50), method=zs.zoar, options=dict(maxfev=30, seed=0, torch_threads=None))
     assert set(seen) == {before}
+
+
+def test_curvature_reset_makes_a_second_run_a_fresh_one():
+    from scipy.optimize import rosen
+
+    x0 = np.full(6, 0.5)
+    curv = zs.ZoVHCurvature(rosen, seed=0)
+    first = minimize(rosen, x0, method="trust-ncg", **curv.hooks("trust-ncg"), options=dict(maxiter=15))
+    n_first = curv.nfev
+    curv.reset()
+    assert curv.nfev == 0
+    again = minimize(rosen, x0, method="trust-ncg", **curv.hooks("trust-ncg"), options=dict(maxiter=15))
+    assert curv.nfev == n_first and np.array_equal(again.x, first.x)  # identical to a fresh object

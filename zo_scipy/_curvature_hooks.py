@@ -170,6 +170,7 @@ class ZoVHCurvature:
             vectorized=validation.check_bool("vectorized", vectorized),
             tensor_input=validation.check_bool("tensor_input", tensor_input), map=workers,
             max_evals=validation.check_int("max_evals", max_evals, 1, allow_none=True))
+        self._given = (self.num_queries, self.mu, self.curvature_rate, self.max_rank)
         self.generator = make_generator(self.seed, self.device)
         self.model: CurvatureModel | None = None
         self._objective: BatchObjective | None = None
@@ -177,6 +178,16 @@ class ZoVHCurvature:
         self._shape: tuple[int, ...] | None = None
 
     # -- bookkeeping ------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget everything learned: the curvature model, the per-point cache, the
+        evaluation counter and the generator (back to ``seed``); the settings stay. Use it
+        (or a new object) to run a second solve that is counted, and behaves, as a fresh one:
+        otherwise the model and the counters carry over from the earlier run."""
+        self.num_queries, self.mu, self.curvature_rate, self.max_rank = self._given
+        self.generator = make_generator(self.seed, self.device)
+        self.model, self._objective, self._shape = None, None, None
+        self._cache.clear()
+
     @property
     def nfev(self) -> int:
         """Evaluations of ``fun`` made here."""

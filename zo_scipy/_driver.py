@@ -8,6 +8,7 @@ errors, ``KeyboardInterrupt``) so that every method behaves the same.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -115,7 +116,8 @@ def drive(
                 inter = OptimizeResult(
                     x=objective.best_x.copy() if objective.best_x is not None else xk.copy(),
                     fun=objective.best_f if objective.best_x is not None else math.nan,
-                    xk=xk, nit=nit, nfev=objective.nfev, **(extras() if extras else {}))
+                    xk=xk, nit=nit, nfev=objective.nfev, snapshot=functools.partial(snapshot, opt),
+                    **(extras() if extras else {}))
                 callback(inter, xk.copy())
     except StopIteration:
         status = Status.CALLBACK

@@ -145,8 +145,10 @@ def zoar(
         Not supported: a non-empty value raises ``ValueError``.
     callback : callable, optional
         ``callback(intermediate_result)`` (``OptimizeResult`` with ``x``/``fun`` the best
-        evaluated point, ``xk`` the iterate, ``nit``, ``nfev``, ``lr``, ``mu``) or
-        ``callback(xk)``; raising ``StopIteration`` ends the run (``status=99``).
+        evaluated point, ``xk`` the iterate, ``nit``, ``nfev``, ``lr``, ``mu``, and
+        ``snapshot()``, which returns the state as ``res.state`` would, for a checkpoint
+        during the run) or ``callback(xk)``; raising ``StopIteration`` ends the run
+        (``status=99``). The callback gets copies: changing them changes nothing.
 
     Options
     -------
