@@ -247,6 +247,27 @@ def zoar(
     run with ``success=False``, ``status=4``, the best point so far and the
     exception in ``res.exception`` (plus a ``RuntimeWarning``). ``KeyboardInterrupt``
     returns the best point so far (``status=5``).
+
+    See Also
+    --------
+    zo_scipy.zovh : the same front end with ZoVH's curvature-aware direction.
+    zo_scipy.core.ZoAR : the ask/tell optimizer this method drives.
+
+    References
+    ----------
+    .. [1] J. Qiu, Z. Xie, X. Yan, Y. Yang, Y. Shu, "Zeroth-Order Optimization is Secretly
+       Single-Step Policy Optimization", arXiv:2506.14460, 2025 (the ZoAR paper).
+    .. [2] Y. Nesterov, V. Spokoiny, "Random gradient-free minimization of convex
+       functions", Foundations of Computational Mathematics 17, 527-566, 2017.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.optimize import minimize, rosen
+    >>> import zo_scipy
+    >>> res = minimize(rosen, np.zeros(5), method=zo_scipy.zoar, options=dict(maxfev=2000, seed=0))
+    >>> res.nfev, bool(res.fun < rosen(np.zeros(5)))
+    (2000, True)
     """
     settings = dict(maxfev=maxfev, maxiter=maxiter, num_queries=num_queries, num_histories=num_histories,
                     mu=mu, lr=lr, adapt_mu=adapt_mu, update=update, betas=betas, eps=eps,

@@ -85,6 +85,29 @@ def zovh(
         ``nit``, ``success``, ``status``, ``message``, ``x_iterate``, ``lr``, ``mu``,
         ``n_nonfinite`` and ``state`` (a JSON-safe snapshot of the optimizer, for ``resume``).
         ``x`` is never NaN.
+
+    See Also
+    --------
+    zo_scipy.zoar : the same method with ZoAR's gradient direction.
+    zo_scipy.ZoVHCurvature : ZoVH's curvature as hooks for SciPy's own Newton-type solvers.
+
+    References
+    ----------
+    .. [1] J. Qiu, Z. Hong, R. Xu et al., "Revisiting Zeroth-Order Hessian Approximation:
+       A Single-Step Policy Optimization Lens", 2026 (the ZoVH paper; the authors' code is
+       at https://github.com/Qjbtiger/ZoVH).
+    .. [2] J. Qiu, Z. Xie, X. Yan, Y. Yang, Y. Shu, "Zeroth-Order Optimization is Secretly
+       Single-Step Policy Optimization", arXiv:2506.14460, 2025 (the ZoAR paper).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.optimize import minimize
+    >>> import zo_scipy
+    >>> quad = lambda x: float(np.sum(np.arange(1, 6) * x**2))
+    >>> res = minimize(quad, np.ones(5), method=zo_scipy.zovh, options=dict(maxfev=3000, seed=0))
+    >>> bool(res.fun < 1e-2 * quad(np.ones(5)))
+    True
     """
     if lam != "auto":
         lam = check_real("lam", lam)
