@@ -255,10 +255,10 @@ def zoar(
 
     References
     ----------
-    .. [1] J. Qiu, Z. Xie, X. Yan, Y. Yang, Y. Shu, "Zeroth-Order Optimization is Secretly
-       Single-Step Policy Optimization", arXiv:2506.14460, 2025 (the ZoAR paper).
-    .. [2] Y. Nesterov, V. Spokoiny, "Random gradient-free minimization of convex
-       functions", Foundations of Computational Mathematics 17, 527-566, 2017.
+    - Junbin Qiu, Zhengpeng Xie, Xiangda Yan, Yongjie Yang, Yao Shu, "Zeroth-Order Optimization is Secretly
+      Single-Step Policy Optimization", arXiv:2506.14460, 2025 (the ZoAR paper).
+    - Yurii Nesterov, Vladimir Spokoiny, "Random gradient-free minimization of convex
+      functions", Foundations of Computational Mathematics 17, 527-566, 2017.
 
     Examples
     --------

@@ -93,11 +93,11 @@ def zovh(
 
     References
     ----------
-    .. [1] J. Qiu, Z. Hong, R. Xu et al., "Revisiting Zeroth-Order Hessian Approximation:
-       A Single-Step Policy Optimization Lens", 2026 (the ZoVH paper; the authors' code is
-       at https://github.com/Qjbtiger/ZoVH).
-    .. [2] J. Qiu, Z. Xie, X. Yan, Y. Yang, Y. Shu, "Zeroth-Order Optimization is Secretly
-       Single-Step Policy Optimization", arXiv:2506.14460, 2025 (the ZoAR paper).
+    - Junbin Qiu, Zhaowei Hong, Renzhe Xu et al., "Revisiting Zeroth-Order Hessian Approximation:
+      A Single-Step Policy Optimization Lens", 2026 (the ZoVH paper; the authors' code is
+      at https://github.com/Qjbtiger/ZoVH).
+    - Junbin Qiu, Zhengpeng Xie, Xiangda Yan, Yongjie Yang, Yao Shu, "Zeroth-Order Optimization is Secretly
+      Single-Step Policy Optimization", arXiv:2506.14460, 2025 (the ZoAR paper).
 
     Examples
     --------
