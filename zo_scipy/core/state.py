@@ -226,7 +226,8 @@ def _generator_state(r: _Reader, key: str, device: torch.device, optional: bool 
     return state
 
 
-def _check_header(state: Any) -> _Reader:
+def _check_header(state: Any, kind: str) -> tuple[_Reader, ZoAROptions]:
+    """The format, version and class of a state, and its options."""
     r = _Reader(state, "")
     if r.get("format") != FORMAT:
         raise r.fail("format", repr(FORMAT), r.get("format"))
@@ -234,20 +235,19 @@ def _check_header(state: Any) -> _Reader:
     if version != VERSION:
         raise StateError(f"state field 'version' is {version!r:.40}; this version of zo_scipy reads "
                          f"version {VERSION}")
-    return r
+    if r.get("kind") != kind:
+        raise StateError(f"state field 'kind' is {r.get('kind')!r:.40}; expected {kind!r} "
+                         f"(use {r.get('kind')}.from_state_dict)")
+    try:
+        return r, ZoAROptions.from_dict(r.get("options"))
+    except (TypeError, ValueError) as e:
+        raise StateError(f"state field 'options' is invalid: {e}") from None
 
 
 def build_zoar(cls: type[Z], state: Mapping[str, Any], *, points: PointsSource | None = None,
                device: torch.device | str | None = None) -> Z:
     """A new ``cls`` continuing from ``state``."""
-    r = _check_header(state)
-    if r.get("kind") != cls.__name__:
-        raise StateError(f"state field 'kind' is {r.get('kind')!r:.40}; expected {cls.__name__!r} "
-                         f"(use {r.get('kind')}.from_state_dict)")
-    try:
-        options = ZoAROptions.from_dict(r.get("options"))
-    except (TypeError, ValueError) as e:
-        raise StateError(f"state field 'options' is invalid: {e}") from None
+    r, options = _check_header(state, cls.__name__)
     settings = r.get("settings")
     if not isinstance(settings, dict):
         raise r.fail("settings", "a mapping", settings)
@@ -295,14 +295,7 @@ def load_zoar(opt: ZoAR, state: Mapping[str, Any], *, points: PointsSource | Non
 
     Nothing of ``opt`` changes when a field is invalid.
     """
-    r = _check_header(state)
-    if r.get("kind") != type(opt).__name__:
-        raise StateError(f"state field 'kind' is {r.get('kind')!r:.40}; this optimizer is a "
-                         f"{type(opt).__name__}")
-    try:
-        stored = ZoAROptions.from_dict(r.get("options"))
-    except (TypeError, ValueError) as e:
-        raise StateError(f"state field 'options' is invalid: {e}") from None
+    r, stored = _check_header(state, type(opt).__name__)
     mine = opt.options.to_dict()
     diff = [k for k, v in stored.to_dict().items() if mine[k] != v]
     if diff:
