@@ -11,7 +11,9 @@ strings, numbers, lists and ``None``:
     class's extra constructor settings.
 ``dim``, ``dtype``, ``device``, ``x``, ``lower``, ``upper``, ``seed``
     The problem and the iterate.
-``mu0``, ``mu_floor``, ``nit``, ``best_f``, ``best_x``, ``n_nonfinite``, ``last_step_norm``
+``num_queries``, ``mu0``, ``mu_floor``, ``nit``, ``best_f``, ``best_x``, ``n_nonfinite``, ``last_step_norm``
+    The current batch size (it grows under noise), the radius, the iteration count,
+    the best told point and the counters.
 ``noise``, ``control``, ``update``
     The noise rule, the step control and the update rule's moments.
 ``generator``, ``held``
@@ -36,7 +38,6 @@ from __future__ import annotations
 import base64
 import math
 import numbers
-
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
