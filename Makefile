@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # CPU wheel on this kind of machine; an already installed torch >= 2.1 is reused as is.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= test,optuna,bench,docs
+EXTRAS ?= test,optuna,bench,docs,torch-integrations,uq
 STAMP  := $(VENV)/.zo-installed
 
 .PHONY: setup demo test test-fast typecheck docs bench-quick bench clean

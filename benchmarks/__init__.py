@@ -41,6 +41,9 @@ SUITES: dict[str, str] = {
     "noise": "benchmarks.suite_noise",
     "threads": "benchmarks.suite_threads",
     "tune": "benchmarks.suite_tune",
+    "torch": "benchmarks.suite_torch",
+    "uq": "benchmarks.suite_uq",
+    "bilevel": "benchmarks.suite_bilevel",
 }
 
 _REQUIRED = ("NAME", "DESCRIPTION", "cells", "report")

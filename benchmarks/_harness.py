@@ -101,6 +101,25 @@ def single_threaded() -> Iterator[None]:
         torch.set_num_threads(old)
 
 
+def json_subprocess(code: str, *, timeout: float = 1800, env: dict[str, str] | None = None) -> Any:
+    """Run ``code`` in a fresh single-threaded Python at the repository root; the JSON of its
+    last stdout line (measurements of time and peak memory want a clean process)."""
+    import os
+    import subprocess
+    import sys
+
+    from . import REPO_ROOT
+
+    full = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+                PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+                **(env or {}))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full, timeout=timeout,
+                         cwd=REPO_ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 class Tracker:
     """Counting, capping, noise-adding objective with a best-true-so-far trace."""
 

@@ -22,16 +22,12 @@ used a full buffer, and the peak resident memory each side adds is read from
 from __future__ import annotations
 
 import functools
-import json
-import os
 import statistics
 import subprocess
-import sys
 import time
 from typing import Any
 
-from . import REPO_ROOT
-from ._harness import Cell
+from ._harness import Cell, json_subprocess
 
 NAME = "cost"
 DESCRIPTION = ("ZoAR per-iteration overhead vs the bare minimum (K x d directions + one M x d product), "
@@ -143,13 +139,7 @@ def measure(config: str, d: int, repeats: int, seed: int = 0) -> dict[str, Any]:
 def _subprocess(config: str, d: int, repeats: int) -> dict[str, Any]:
     code = ("import json; from benchmarks.suite_cost import measure; "
             f"print(json.dumps(measure({config!r}, {d}, {repeats})))")
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=1800,
-                         cwd=REPO_ROOT)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json_subprocess(code)  # type: ignore[no-any-return]
 
 
 def dims(quick: bool) -> list[tuple[int, int]]:

@@ -55,8 +55,11 @@ def main() -> None:
                               x0={"C": 1.0, "gamma": 1e-3, "tol": 1e-3, "n_components": 32})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study = optuna.create_study(study_name="svc-digits", storage=storage,
-                                        direction="maximize", sampler=sampler, load_if_exists=True)
+            # Create the study once; every worker (here just this one) then loads it. Creating
+            # it from several processes at the same moment races inside Optuna.
+            optuna.create_study(study_name="svc-digits", storage=storage, direction="maximize",
+                                load_if_exists=True)
+            study = optuna.load_study(study_name="svc-digits", storage=storage, sampler=sampler)
         study.optimize(objective, n_trials=args.trials)
         state = sampler.get_state(study)
         print(f"best CV accuracy {study.best_value:.4f} with {study.best_params}")

@@ -74,3 +74,27 @@ def test_quick_demo_end_to_end(tmp_path: Path):
     zoar = [r for r in rows if r["method"] == METHODS[0][0]]
     # zoar at defaults makes progress on both problems (d = 40, 800 evaluations).
     assert all(r["best"] < 0.5 * r["f0"] for r in zoar)
+
+
+def test_quick_demo_has_the_torch_section(tmp_path: Path):
+    from zo_scipy.torch._demo import torch_section
+
+    text = torch_section(0, str(tmp_path), 400)
+    assert "ForwardZoAR (defaults)" in text and "MeZO-style SPSA" in text
+    png = tmp_path / "torch-demo.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    start = float(text.split("mean squared error ")[1].split(" ")[0])
+    finals = [float(line.split("|")[2]) for line in text.splitlines() if line.startswith("| For")]
+    assert finals and finals[0] < start  # 100 steps from loss values alone make progress
+
+
+def test_quick_demo_has_the_uq_section(tmp_path: Path):
+    from zo_scipy.uq._demo import uq_section
+
+    text = uq_section(0, str(tmp_path), 300)
+    assert "SIR calibration" in text and "95% interval" in text
+    png = tmp_path / "uq-sir-posterior.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = [line for line in text.splitlines() if line.startswith("| beta") or line.startswith("| gamma")
+            or line.startswith("| I0")]
+    assert len(rows) == 3 and all(r.rstrip().endswith("| yes |") for r in rows)  # truth inside every interval

@@ -37,7 +37,7 @@ SETUP: dict[str, str] = {
 
 #: (page, text in a block, replacement): servers become SQLite files, long runs shorter.
 REPLACE: list[tuple[str, str, str]] = [
-    ("docs/optuna.md", 'storage="postgresql://user@host/db"', 'storage=url'),
+    ("docs/optuna.md", '"postgresql://user@host/db"', 'url'),
     ("docs/optuna.md", "n_trials=2000", "n_trials=30"),
     ("docs/zoar.md", "for t in range(2000):", "for t in range(200):"),
     ("docs/index.md", "options=dict(seed=0)", "options=dict(seed=0, maxfev=5000)"),

@@ -80,3 +80,16 @@ def test_wheel_ships_py_typed_and_the_integrations(tmp_path: Path):
     assert "zo_scipy/integrations/optuna/_sampler.py" in names
     assert not any(n.startswith(("integrations/", "benchmarks/")) for n in names)
     assert not any("bench" in n or "botorch" in n for n in names), sorted(names)
+
+
+def test_every_package_folder_is_listed_for_the_wheel():
+    # pyproject lists the packages explicitly (integrations/ is mapped): a new subpackage
+    # that is not listed would be missing from the wheel.
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "zo_scipy").rglob("__init__.py")}
+    found |= {"zo_scipy." + ".".join(p.parent.relative_to(ROOT).parts)
+              for p in (ROOT / "integrations").rglob("__init__.py")}
+    found = {name for name in found if "__pycache__" not in name}
+    assert found == listed, (sorted(found - listed), sorted(listed - found))

@@ -276,6 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="wall-clock seconds per method and problem (default 30)")
     p.add_argument("--quick", action="store_true", help="tiny sizes for the test suite (d = 40)")
     p.add_argument("--no-optuna", action="store_true", help="skip the Optuna section")
+    p.add_argument("--no-bilevel", action="store_true", help="skip the bilevel (zo_scipy.bilevel) section")
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch (zo_scipy.torch) section")
+    p.add_argument("--no-uq", action="store_true", help="skip the uncertainty (zo_scipy.uq) section")
     a = p.parse_args(argv)
     if a.quick:
         a.dim, a.time_limit = 40, min(a.time_limit, 8.0)
@@ -315,6 +318,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     png = os.path.join(a.out, "convergence.png")
     plot(panels, budget, png)
     extra = None if a.no_optuna else optuna_section(a.seed, a.out, 6 if a.quick else 30)
+    if not a.no_torch:  # a small MLP from losses only, beside MeZO-style SPSA (docs/torch.md)
+        from .torch._demo import torch_section
+
+        part = torch_section(a.seed, a.out, 600 if a.quick else 6000)
+        extra = part if extra is None else extra + "\n\n" + part
+    if not a.no_bilevel:  # per-feature ridge from values only, beside Optuna TPE (docs/bilevel.md)
+        from .bilevel._demo import bilevel_section
+
+        section = bilevel_section(a.seed, 1000 if a.quick else 3000)
+        if section:
+            extra = section if extra is None else extra + "\n\n" + section
+    if not a.no_uq:  # an SIR calibration with credible intervals (docs/uq.md)
+        from .uq._demo import uq_section
+
+        part = uq_section(a.seed, a.out, 300 if a.quick else 600)
+        extra = part if extra is None else extra + "\n\n" + part
     command = "python -m zo_scipy.demo " + " ".join(argv if argv is not None else sys.argv[1:])
     report = "\n\n".join([f"Command: `{command.strip()}`", *tables, *([extra] if extra else [])])
     with open(os.path.join(a.out, "results.md"), "w") as fh:

@@ -8,6 +8,10 @@ Why each is needed (Optuna 5.0; re-check when Optuna changes):
 - ``study._storage.set_trial_system_attr``: Optuna 5 removed the public
   ``Trial.set_system_attr``; a sampler only sees a ``FrozenTrial`` and must write
   its state through the storage, as the built-in samplers do.
+- ``optuna.storages._heartbeat``: Optuna records a trial's first heartbeat only once the
+  objective runs, after sampling; a worker that dies while sampling would leave a RUNNING
+  trial that no heartbeat check ever fails, and a generation that never closes. The
+  sampler records that first heartbeat itself, before it samples.
 """
 from __future__ import annotations
 
@@ -18,6 +22,15 @@ import optuna
 from optuna._transform import _SearchSpaceTransform
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial
+
+
+def record_first_heartbeat(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Give a new trial its first heartbeat now (storages with a heartbeat only)."""
+    from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+
+    storage = study._storage
+    if isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage):
+        storage.record_heartbeat(trial._trial_id)
 
 
 def set_system_attr(study: optuna.Study, trial: FrozenTrial, key: str, value: Any) -> None:

@@ -3,19 +3,20 @@ r"""``ZoARSampler``: ZoAR as an Optuna relative sampler whose state lives in sto
 Generation :math:`G` of the optimizer asks for points :math:`x_G + \mu u_{G,k}` in
 the search space mapped to the unit box; a trial takes slot
 :math:`k = \text{number} \bmod 4K`, its direction drawn from a generator seeded by
-``(seed, G)``. Once :math:`K` trials of generation :math:`G` are complete, any
-worker computes generation :math:`G+1` from the stored state of :math:`G` and the
-complete trials of the reuse window (a deterministic function, see
-:mod:`._state`) and stores it as JSON on the trial it is sampling. Workers never
-hold state of their own that others lack: a new or restarted worker reads the
-newest stored generation and continues from it.
+``(seed, G)``. Generation :math:`G` closes on the first :math:`K` complete trials
+of :math:`G` by trial number, once no trial before them can still change that
+choice (:meth:`ZoARSampler._closing_trials`): a rule of trial numbers and final
+states, never of timing, so every worker that closes it computes the same
+generation :math:`G+1` (a deterministic function, see :mod:`._state`) and stores
+it as JSON on the trial it is sampling. Workers never hold state of their own
+that others lack: a new or restarted worker reads the newest stored generation
+and continues from it.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
-import secrets
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -27,7 +28,6 @@ import torch
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.samplers._base import _INDEPENDENT_SAMPLING_WARNING_TEMPLATE
-from optuna.search_space import IntersectionSearchSpace
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
@@ -35,7 +35,7 @@ from zo_scipy.core.options import ZoAROptions, check_count
 from zo_scipy.core.zoar import ZoAR
 
 from . import _state as stored
-from ._optuna_private import UnitBox, set_system_attr
+from ._optuna_private import UnitBox, record_first_heartbeat, set_system_attr
 
 _logger = optuna.logging.get_logger(__name__)
 
@@ -46,8 +46,10 @@ DEFAULT_MU = 0.1
 DEFAULT_LR = 0.05
 
 
-#: A decoded generation: the core optimizer and the trials of the batches in its buffer.
-_Loaded = tuple[ZoAR, stored.TrialMap]
+#: A decoded generation: the core optimizer, the trials of the batches in its buffer and
+#: the lowest trial number that can be one of its members.
+_Loaded = tuple[ZoAR, stored.TrialMap, int]
+_PENDING = (TrialState.RUNNING, TrialState.WAITING)
 
 
 class ZoARStateWarning(UserWarning):
@@ -66,8 +68,8 @@ def _space_key(search_space: dict[str, BaseDistribution]) -> str:
 class ZoARSampler(BaseSampler):
     r"""Optuna sampler running ZoAR (averaged-baseline, query-reuse zeroth-order descent).
 
-    Float and int parameters (log and step included) of the intersection search
-    space are mapped to the unit box :math:`[0, 1]^d`. Generation :math:`G` has a
+    Float and int parameters (log and step included) that every complete trial
+    has, with the newest complete trial's distributions, are mapped to the unit box :math:`[0, 1]^d`. Generation :math:`G` has a
     center :math:`x_G` and asks :math:`K` trials at :math:`x_G + \mu u_k`,
     :math:`u_k \sim N(0, I)`; with the losses :math:`y_j` (negated values when
     maximizing) of the complete trials of the last :math:`N+1` generations,
@@ -85,8 +87,9 @@ class ZoARSampler(BaseSampler):
     Parameters
     ----------
     seed : int, optional
-        Seeds the directions (and the independent sampler). With ``None`` the
-        first worker draws one and stores it; later workers adopt it.
+        Seeds the directions and the startup trials (each from ``(seed, trial
+        number, parameter)``, so that processes never repeat a point). With ``None``
+        it is derived from the study's name and first trial: all workers agree.
     n_startup_trials : int
         Trials sampled by ``independent_sampler`` before ZoAR starts; ZoAR then
         starts at the best of them (unless ``x0`` is given).
@@ -95,7 +98,7 @@ class ZoARSampler(BaseSampler):
         warning) and startup trials. Default: ``RandomSampler(seed=seed)``.
     mu, lr : float, optional
         Smoothing radius and initial step size as fractions of each parameter's
-        range. Defaults ``DEFAULT_MU`` (0.1) and ``DEFAULT_LR`` (0.05).
+        range, in [1e-12, 1e3]. Defaults ``DEFAULT_MU`` (0.1) and ``DEFAULT_LR`` (0.05).
     num_queries : int
         :math:`K`, trials per generation.
     num_histories : int
@@ -117,7 +120,10 @@ class ZoARSampler(BaseSampler):
     -----
     All workers of a study must use the same settings (stored state written with
     other settings is ignored with a :class:`ZoARStateWarning`). Stored state is
-    validated, never unpickled; corrupt entries are skipped with a warning.
+    validated, never unpickled; corrupt or implausible entries are skipped with a
+    warning. A generation closes by a rule of trial numbers (see
+    :meth:`_closing_trials`): give the storage a heartbeat so that Optuna fails the
+    trials of dead workers. A changed search space starts a new optimizer.
     """
 
     def __init__(
@@ -146,13 +152,22 @@ class ZoARSampler(BaseSampler):
             raise TypeError("independent_sampler must be an optuna.samplers.BaseSampler, got "
                             f"{type(independent_sampler).__name__}")
         # The step size and radius are fractions of each parameter's range: the unit box.
+        for name, v in (("mu", mu), ("lr", lr)):
+            if v is not None and isinstance(v, (int, float)) and not isinstance(v, bool) and not (
+                    stored.STEP_MIN <= v <= stored.STEP_MAX):
+                raise ValueError(f"option {name!r} is a fraction of each parameter's range and must "
+                                 f"lie in [{stored.STEP_MIN:g}, {stored.STEP_MAX:g}], got {v!r}")
         self._options = ZoAROptions(
             num_queries=num_queries, num_histories=num_histories, update=update, schedule=schedule,
             directions=directions, mu=DEFAULT_MU if mu is None else mu,
             lr=DEFAULT_LR if lr is None else lr,
-            adapt_mu=(mu is None) if adapt_mu is None else adapt_mu)
+            adapt_mu=(mu is None) if adapt_mu is None else adapt_mu,
+            # A generation is closed by num_queries trials: the batch does not grow under noise.
+            max_queries=num_queries)
         self._seed = seed
         self._n_startup_trials = n_startup_trials
+        # The default independent sampler is seeded per trial (see _sample_independent).
+        self._default_independent = independent_sampler is None
         self._independent_sampler = independent_sampler or RandomSampler(seed=seed)
         self._x0 = dict(x0) if x0 is not None else None
         self._warn_independent_sampling = bool(warn_independent_sampling)
@@ -160,9 +175,10 @@ class ZoARSampler(BaseSampler):
         # Only the newest trials are scanned for state (older ones only through the trial
         # numbers the state records), so the cost per trial does not grow with the study.
         self._scan = max(256, 4 * num_queries * (num_histories + 2))
-        self._search_space = IntersectionSearchSpace()
+        self._spaces: dict[int, _SpaceTracker] = {}
         self._lock = threading.RLock()
-        self._decoded: dict[tuple[Any, ...], tuple[ZoAR, stored.TrialMap] | None] = {}  # (None: bad)
+        self._decoded: dict[tuple[Any, ...], _Loaded | None] = {}  # (None: bad)
+        self._warned_blocked: set[tuple[str, int]] = set()
         self._warned: set[tuple[int, str]] = set()
         self._dirs: dict[tuple[int, int, int], torch.Tensor] = {}
         self._boxes: dict[str, UnitBox] = {}
@@ -173,6 +189,9 @@ class ZoARSampler(BaseSampler):
         self._independent_sampler.reseed_rng()
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        # A worker killed while sampling must leave a trial that the heartbeat check can fail,
+        # or the generation it blocks would never close.
+        record_first_heartbeat(study, trial)
         self._independent_sampler.before_trial(study, trial)
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
@@ -181,7 +200,10 @@ class ZoARSampler(BaseSampler):
 
     def infer_relative_search_space(self, study: optuna.Study,
                                     trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return {n: d for n, d in self._search_space.calculate(study).items() if _supported(d)}
+        with self._lock:
+            tracker = self._spaces.setdefault(study._study_id, _SpaceTracker())
+            space = tracker.calculate(study)
+        return {n: d for n, d in space.items() if _supported(d)}
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
@@ -190,7 +212,7 @@ class ZoARSampler(BaseSampler):
         params: dict[str, Any] = self._sample_zoar(study, trial, numeric) if numeric else {}
         for name, dist in search_space.items():  # only when handed a categorical directly
             if name not in params and not _supported(dist) and not dist.single():
-                params[name] = self._independent_sampler.sample_independent(study, trial, name, dist)
+                params[name] = self._sample_independent(study, trial, name, dist)
         return params
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
@@ -207,8 +229,17 @@ class ZoARSampler(BaseSampler):
                 sampler_name=type(self).__name__,
                 fallback_reason="dynamic search space and `CategoricalDistribution` are not "
                                 "supported by `ZoARSampler`"))
-        return self._independent_sampler.sample_independent(study, trial, param_name,
-                                                            param_distribution)
+        return self._sample_independent(study, trial, param_name, param_distribution)
+
+    def _sample_independent(self, study: optuna.Study, trial: FrozenTrial, name: str,
+                            dist: BaseDistribution) -> Any:
+        """The independent sampler's value; the default one draws from a generator seeded by
+        ``(seed, trial number, name)``, so that workers in other processes never repeat a
+        startup trial (with ``seed=None`` every process has its own random generator)."""
+        if self._default_independent and self._seed is not None:
+            rs = RandomSampler(seed=stored.trial_seed(self._seed, trial.number, name))
+            return rs.sample_independent(study, trial, name, dist)
+        return self._independent_sampler.sample_independent(study, trial, name, dist)
 
     # -- public inspection -------------------------------------------------------------
     def get_state(self, study: optuna.Study) -> dict[str, Any] | None:
@@ -225,13 +256,13 @@ class ZoARSampler(BaseSampler):
         with self._lock:
             box, key = self._box(space)
             trials = study.get_trials(deepcopy=False)
-            loaded, scope = self._load_scoped(trials, box, key, config)
+            loaded = self._load_scoped(trials, box, key, config)
             if loaded is None:
                 return None
-            opt, told, _ = self._advance_all(*loaded, scope, trials, box, key, config)
+            opt, told, first, _ = self._advance_all(*loaded, trials, box, key, config, None)
         return {"gen": opt.nit, "seed": opt.seed, "params": box.from_unit(opt.x.numpy()),
                 "mu": opt.mu, "lr": opt.lr,
-                "document": stored.encode(opt, told, config, key)}
+                "document": stored.encode(opt, told, config, key, first)}
 
     # -- internals ---------------------------------------------------------------------
     def _check_single_objective(self, study: optuna.Study) -> None:
@@ -259,24 +290,6 @@ class ZoARSampler(BaseSampler):
         warnings.warn(f"ZoARSampler ignores the state stored in trial {trial.number}: {what}. "
                       "Continuing from older stored state (or from the start).",
                       ZoARStateWarning, stacklevel=4)
-
-    def _trials_by_generation(self, trials: list[FrozenTrial], key: str) -> dict[int, list[FrozenTrial]]:
-        """Trials of this search space by generation, each list sorted by number."""
-        tagged: dict[int, list[FrozenTrial]] = {}
-        for t in trials:
-            attrs = t.system_attrs
-            if stored.KEY_GEN not in attrs:
-                continue
-            if attrs.get(stored.KEY_SPACE) != key:
-                continue  # another search space (or a corrupt tag): not ours to use
-            g = attrs[stored.KEY_GEN]
-            if isinstance(g, bool) or not isinstance(g, int) or g < 0:
-                self._warn(t, f"{stored.KEY_GEN} = {g!r:.40} is not a generation number")
-                continue
-            tagged.setdefault(g, []).append(t)
-        for v in tagged.values():
-            v.sort(key=lambda t: t.number)
-        return tagged
 
     def _points(self, trials: list[FrozenTrial], box: UnitBox) -> Callable[[list[int]], torch.Tensor]:
         """Trial numbers -> their parameters in the unit box (the points the core was told)."""
@@ -320,10 +333,11 @@ class ZoARSampler(BaseSampler):
             ck = (t._trial_id, t.datetime_start, key)
             if ck not in self._decoded:
                 try:
-                    loaded = stored.decode(t.system_attrs[stored.KEY_STATE], config, key, box.dim, points)
-                    if loaded[0].nit != t.system_attrs.get(stored.KEY_GEN):
-                        raise stored.CorruptState(f"its generation {loaded[0].nit} does not match the tag")
-                    self._decoded[ck] = loaded
+                    doc = stored.read(t.system_attrs)
+                    opt, told = stored.decode(doc, config, key, box.dim, points)
+                    if opt.nit != t.system_attrs.get(stored.KEY_GEN):
+                        raise stored.CorruptState(f"its generation {opt.nit} does not match the tag")
+                    self._decoded[ck] = opt, told, stored.first_member(doc)
                 except stored.CorruptState as e:
                     self._decoded[ck] = None
                     self._warn(t, str(e))
@@ -333,13 +347,13 @@ class ZoARSampler(BaseSampler):
         return None
 
     def _load_scoped(self, trials: list[FrozenTrial], box: UnitBox, key: str,
-                     config: stored.Config) -> tuple[_Loaded | None, list[FrozenTrial]]:
+                     config: stored.Config) -> _Loaded | None:
         """:meth:`_load` over the newest trials, over all of them only when that finds nothing."""
         recent = trials[-self._scan:]
         loaded = self._load(recent, trials, box, key, config)
         if loaded is None and len(recent) < len(trials):
-            return self._load(trials, trials, box, key, config), trials
-        return loaded, recent
+            return self._load(trials, trials, box, key, config)
+        return loaded
 
     def _batch(self, members: list[FrozenTrial], box: UnitBox,
                config: stored.Config) -> tuple[list[int], torch.Tensor, torch.Tensor] | None:
@@ -351,66 +365,104 @@ class ZoARSampler(BaseSampler):
             if any(n not in t.params for n in box.names):
                 continue
             rows.append(box.to_unit(t.params))
-            ys.append(-t.value if config.maximize else t.value)
+            y = -t.value if config.maximize else t.value
+            ys.append(min(max(y, -stored.VALUE_LIMIT), stored.VALUE_LIMIT))  # see VALUE_LIMIT
             numbers.append(t.number)
         if not rows:
             return None
         return (numbers, torch.tensor(np.array(rows), dtype=torch.float64),
                 torch.tensor(ys, dtype=torch.float64))
 
-    def _advance_all(self, opt: ZoAR, told: stored.TrialMap, scope: list[FrozenTrial],
-                     trials: list[FrozenTrial], box: UnitBox, key: str,
-                     config: stored.Config) -> tuple[ZoAR, stored.TrialMap, bool]:
-        """Close every generation whose chosen trials are all known (see :meth:`_closing_trials`).
-
-        ``scope`` (the newest trials) is searched for members of the open generation.
-        """
-        tagged = self._trials_by_generation(scope, key)
+    def _advance_all(self, opt: ZoAR, told: stored.TrialMap, first: int,
+                     trials: list[FrozenTrial], box: UnitBox, key: str, config: stored.Config,
+                     current: int | None) -> tuple[ZoAR, stored.TrialMap, int, bool]:
+        """Close every generation that :meth:`_closing_trials` lets close (``current``: the
+        number of the trial being sampled, whose own generation this call decides)."""
         advanced = False
         while True:
-            chosen = self._closing_trials(tagged.get(opt.nit, []), scope, config.options.num_queries)
+            chosen = self._closing_trials(_from(trials, first), opt.nit, key, box.names,
+                                          config.options.num_queries, current)
             batch = None if chosen is None else self._batch(chosen, box, config)
             if batch is None:
-                return opt, told, advanced
-            opt, told = stored.advance(opt, told, *batch)
+                return opt, told, first, advanced
+            opt, told = stored.advance(opt, told, *batch, config=config)
+            first = min(batch[0])
             advanced = True
 
-    @staticmethod
-    def _closing_trials(members: list[FrozenTrial], trials: list[FrozenTrial],
-                K: int) -> list[FrozenTrial] | None:
-        """The fixed rule: the first ``K`` complete trials of the generation by number.
+    def _closing_trials(self, window: list[FrozenTrial], gen: int, key: str, names: list[str],
+                        K: int, current: int | None) -> list[FrozenTrial] | None:
+        """The fixed rule: the first ``K`` complete trials of generation ``gen`` by number,
+        chosen once no trial before the ``K``-th can change the choice; else ``None``.
 
-        A running trial before the ``K``-th complete one (tagged, or untagged and
-        possibly about to be tagged by a worker in mid-sample) makes the choice
-        wait, so that every worker that closes the generation picks the same
-        trials; it stops blocking once ``K`` complete trials follow it (a dead
-        worker's trial must not stall the study).
+        ``window`` holds the trials from the generation's ``first`` number on (sorted by
+        number). Scanning it in order, a trial of the generation that is complete (with a
+        value and every parameter) is chosen; one that failed or was pruned is passed over;
+        one still running or waiting, and any trial not yet tagged that is still running or
+        waiting (a worker may be about to tag it with this generation), makes the choice
+        wait. Trials of other generations or search spaces are passed over, and so is
+        ``current``: the caller tags it with the generation this call leaves open. The
+        answer depends on trial numbers and final states only, so every worker that closes
+        the generation chooses the same trials, whatever the timing. A trial whose worker
+        died stays RUNNING and keeps the generation open until Optuna marks it failed:
+        use a storage with a heartbeat (``RDBStorage(heartbeat_interval=...,
+        grace_period=...)``); meanwhile new trials are sampled from the open generation.
         """
-        if not members:
-            return None
-        first = members[0].number
-        member_ids = {t._trial_id for t in members}
-        pending = (TrialState.RUNNING, TrialState.WAITING)
-        cands = sorted([*members, *(t for t in trials if t.number > first and t.state in pending
-                                    and stored.KEY_GEN not in t.system_attrs
-                                    and t._trial_id not in member_ids)],
-                       key=lambda t: t.number)
-        complete_after = [0] * (len(cands) + 1)
-        for i in range(len(cands) - 1, -1, -1):
-            is_member = cands[i]._trial_id in member_ids
-            complete_after[i] = complete_after[i + 1] + (
-                is_member and cands[i].state == TrialState.COMPLETE and cands[i].value is not None)
         chosen: list[FrozenTrial] = []
-        for i, t in enumerate(cands):
-            if t._trial_id in member_ids and t.state == TrialState.COMPLETE and t.value is not None:
+        for t in window:
+            if t.number == current:
+                continue
+            attrs = t.system_attrs
+            if stored.KEY_GEN in attrs:
+                tag = attrs[stored.KEY_GEN]
+                if attrs.get(stored.KEY_SPACE) != key or type(tag) is not int or tag != gen:
+                    continue  # another generation or search space (or a bad tag): not a member
+            if t.state in _PENDING:
+                self._warn_blocked(window, t, gen, key, K)
+                return None
+            if stored.KEY_GEN not in attrs:
+                continue  # finished without a tag: never a member
+            if t.state == TrialState.COMPLETE and t.value is not None and all(
+                    n in t.params for n in names):
                 chosen.append(t)
                 if len(chosen) == K:
                     return chosen
-            elif t.state in pending and complete_after[i + 1] < K:
-                return None
         return None
 
-    def _initial_x(self, trials: list[FrozenTrial], box: UnitBox, config: stored.Config) -> list[float]:
+    def _warn_blocked(self, window: list[FrozenTrial], blocker: FrozenTrial, gen: int, key: str,
+                      K: int) -> None:
+        """Log once per generation that waits on one trial while many more have been sampled."""
+        if len(window) <= 8 * K or (key, gen) in self._warned_blocked:
+            return
+        members = sum(t.system_attrs.get(stored.KEY_GEN) == gen for t in window)
+        if members > 4 * K:
+            self._warned_blocked.add((key, gen))
+            _logger.warning(
+                f"ZoARSampler: generation {gen} waits for trial {blocker.number}, still "
+                f"{blocker.state.name}, while {members} trials of the generation exist. If its "
+                "worker died, use a storage with a heartbeat (RDBStorage(heartbeat_interval=..., "
+                "grace_period=...)) so that Optuna marks it failed.")
+
+    def _startup_trials(self, trials: list[FrozenTrial], box: UnitBox,
+                        current: int | None) -> list[FrozenTrial] | None:
+        """The first ``n_startup_trials`` complete untagged trials by number, once no trial
+        before the last of them can still become one (the rule of :meth:`_closing_trials`);
+        ``None`` while they are not all known."""
+        done: list[FrozenTrial] = []
+        if self._n_startup_trials == 0:
+            return done
+        for t in trials:
+            if t.number == current or stored.KEY_GEN in t.system_attrs:
+                continue
+            if t.state in _PENDING:
+                return None
+            if t.state == TrialState.COMPLETE and t.value is not None and all(
+                    n in t.params for n in box.names):
+                done.append(t)
+                if len(done) == self._n_startup_trials:
+                    return done
+        return None
+
+    def _initial_x(self, done: list[FrozenTrial], box: UnitBox, config: stored.Config) -> list[float]:
         if self._x0 is not None:
             params = box.from_unit(np.full(box.dim, 0.5))
             for name, v in self._x0.items():
@@ -422,14 +474,10 @@ class ZoARSampler(BaseSampler):
                         raise ValueError(f"x0[{name!r}] = {v!r} is outside {dist}")
                     params[name] = v
             return box.to_unit(params).tolist()
-        if self._n_startup_trials > 0:
-            done = [t for t in sorted(trials, key=lambda t: t.number)
-                    if t.state == TrialState.COMPLETE and all(n in t.params for n in box.names)]
-            done = done[: self._n_startup_trials]
-            if done:
-                sign = -1.0 if config.maximize else 1.0
-                best = min(done, key=lambda t: sign * (t.value if t.value is not None else math.inf))
-                return box.to_unit(best.params).tolist()
+        if done:
+            sign = -1.0 if config.maximize else 1.0
+            best = min(done, key=lambda t: sign * (t.value if t.value is not None else math.inf))
+            return box.to_unit(best.params).tolist()
         return [0.5] * box.dim
 
     def _directions(self, seed: int, gen: int, d: int, config: stored.Config) -> torch.Tensor:
@@ -447,21 +495,24 @@ class ZoARSampler(BaseSampler):
         with self._lock:
             box, key = self._box(space)
             trials = study.get_trials(deepcopy=False)
-            loaded, scope = self._load_scoped(trials, box, key, config)
+            loaded = self._load_scoped(trials, box, key, config)
             was_stored = loaded is not None
             if loaded is None:
-                if self._n_complete(study) < self._n_startup_trials:
-                    return {}
-                seed = self._seed if self._seed is not None else secrets.randbits(62)
-                loaded = stored.initial(self._initial_x(trials, box, config), seed, config), {}
-            opt, told, advanced = self._advance_all(*loaded, scope, trials, box, key, config)
+                done = self._startup_trials(trials, box, trial.number)
+                if done is None:
+                    return {}  # still a startup trial
+                seed = self._seed if self._seed is not None else _study_seed(study, trials)
+                loaded = stored.initial(self._initial_x(done, box, config), seed, config), {}, 0
+            opt, told, first, advanced = self._advance_all(*loaded, trials, box, key, config,
+                                                           trial.number)
             U = self._directions(opt.seed, opt.nit, box.dim, config)
             u = U[trial.number % U.shape[0]].numpy()
             x = np.clip(opt.x.numpy() + opt.mu * u, 0.0, 1.0)
             set_system_attr(study, trial, stored.KEY_SPACE, key)
             set_system_attr(study, trial, stored.KEY_GEN, opt.nit)
             if advanced or not was_stored:
-                set_system_attr(study, trial, stored.KEY_STATE, stored.encode(opt, told, config, key))
+                for name, value in stored.write(stored.encode(opt, told, config, key, first)):
+                    set_system_attr(study, trial, name, value)
             return box.from_unit(x)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -472,3 +523,53 @@ class ZoARSampler(BaseSampler):
     def __setstate__(self, d: dict[str, Any]) -> None:
         self.__dict__.update(d)
         self._lock = threading.RLock()
+
+
+def _from(trials: list[FrozenTrial], first: int) -> list[FrozenTrial]:
+    """The trials numbered ``first`` and later (``trials`` is sorted by number)."""
+    if 0 <= first < len(trials) and trials[first].number == first:  # the usual layout
+        return trials[first:]
+    return [t for t in trials if t.number >= first]
+
+
+def _study_seed(study: optuna.Study, trials: list[FrozenTrial]) -> int:
+    """The seed of a study run with ``seed=None``: derived from the study's name and its
+    first trial's id, so that every worker that starts the optimizer agrees on it."""
+    first = min(trials, key=lambda t: t.number)._trial_id if trials else 0
+    digest = hashlib.blake2b(f"zoar:seed:{study.study_name}:{first}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & ((1 << 62) - 1)
+
+
+class _SpaceTracker:
+    """The relative search space: the parameters every complete trial has, each with the
+    distribution of the newest complete trial (highest number). Unlike Optuna's
+    ``IntersectionSearchSpace``, a parameter whose range changes stays in the space with its
+    new range (its key changes: a new optimizer starts). Incremental: trials before the
+    first unfinished one are read once."""
+
+    def __init__(self) -> None:
+        self._cursor = 0
+        self._names: set[str] | None = None
+        self._newest: tuple[int, dict[str, BaseDistribution]] = (-1, {})
+
+    def calculate(self, study: optuna.Study) -> dict[str, BaseDistribution]:
+        trials = study.get_trials(deepcopy=False)
+        cursor = None
+        for t in reversed(trials):
+            if t.number < self._cursor:
+                break
+            if not t.state.is_finished():
+                cursor = t.number
+                continue
+            if t.state != TrialState.COMPLETE:
+                continue
+            names = set(t.distributions)
+            self._names = names if self._names is None else self._names & names
+            if t.number > self._newest[0]:
+                self._newest = (t.number, dict(t.distributions))
+        if trials:
+            self._cursor = cursor if cursor is not None else max(self._cursor, trials[-1].number + 1)
+        if self._names is None:
+            return {}
+        newest = self._newest[1]
+        return {n: newest[n] for n in sorted(self._names) if n in newest}

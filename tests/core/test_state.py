@@ -213,3 +213,23 @@ def test_half_infinite_bounds_round_trip_and_nan_bounds_are_rejected():
         bad[0] = value
         with pytest.raises(StateError, match=f"'{key}' holds NaN"):
             ZoAR.from_state_dict(dict(state, **{key: encode_array(bad)}))
+
+
+@pytest.mark.parametrize("K, N, steps", [(4, 2, 7), (4, 2, 8), (3, 3, 10), (5, 1, 9)])
+def test_a_wrapped_buffer_is_rebuilt_exactly(K, N, steps):
+    # The ring has wrapped (steps * K > (N + 1) K), so the replay starts writing in the middle
+    # of a buffer that is allocated as it fills: every row must come back, values and directions.
+    opt = ZoAR(torch.linspace(-1, 1, 5, dtype=torch.float64), num_queries=K, num_histories=N, seed=3,
+               mu=0.1, lr=0.01, schedule="constant")
+    _run(opt, _f, steps)
+    back = _roundtrip(opt)
+    assert back.history._pos == opt.history._pos and back.history.size == opt.history.size
+    assert torch.equal(back.history.values(), opt.history.values())
+    assert torch.equal(back.history.directions(), opt.history.directions())
+
+
+def test_huge_numbers_in_the_state_are_state_errors():
+    state = _fresh_state()
+    for path, value in (("mu0", 10**400), ("nit", 10**400), ("update.t", 10**6)):
+        with pytest.raises(StateError):
+            ZoAR.from_state_dict(_set(state, path, value))

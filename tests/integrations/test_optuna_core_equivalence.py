@@ -40,7 +40,7 @@ def test_stored_generations_equal_an_uninterrupted_core_run(tmp_path) -> None:
     box, key = sampler._box(sampler.infer_relative_search_space(study, None))
     config = sampler._config(study)
     points = sampler._points(trials, box)
-    docs = {t.system_attrs[stored.KEY_GEN]: t.system_attrs[stored.KEY_STATE]
+    docs = {t.system_attrs[stored.KEY_GEN]: stored.read(t.system_attrs)
             for t in trials if stored.KEY_STATE in t.system_attrs}
     by_gen: dict[int, list[optuna.trial.FrozenTrial]] = {}
     for t in trials:  # trial 0 comes before any search space: sampled independently, untagged

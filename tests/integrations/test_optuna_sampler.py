@@ -128,7 +128,10 @@ def test_threads_share_one_sampler() -> None:
     s = optuna.create_study(sampler=ZoARSampler(seed=0, **KW))
     s.optimize(lambda t: sphere(t, 3), n_trials=40, n_jobs=2)
     counts = check_study(s, max_untagged=2, seed=0, **KW)
-    assert counts["complete"] == 40 and counts["chosen"] >= 20
+    # A generation waits for its running trials (the rule does not depend on timing), so a
+    # thread preempted on a loaded machine makes the other sample extra, unused trials of
+    # the open generation: at least 3 generations of K = 4 however slow one thread is.
+    assert counts["complete"] == 40 and counts["chosen"] >= 12
 
 
 def test_categorical_falls_back_with_optunas_warning(caplog) -> None:
@@ -159,9 +162,9 @@ def test_x0_and_startup_trials_set_the_first_center() -> None:
     startup = s.trials[:5]
     assert all(stored.KEY_GEN not in t.system_attrs for t in startup)
     best = min(startup, key=lambda t: t.value)
-    first = s.trials[5].system_attrs[stored.KEY_STATE]
+    first = stored.read(s.trials[5].system_attrs)
     assert first["gen"] == 0
-    x = ZoAR.from_state_dict(first["core"]).x.numpy()
+    x = ZoAR.from_state_dict(stored.core_state(first, 2)).x.numpy()
     assert ZoARSampler(seed=0, n_startup_trials=5, **KW)._box(
         {n: d for n, d in best.distributions.items()})[0].from_unit(x) == pytest.approx(best.params)
 
@@ -183,7 +186,7 @@ def test_corrupt_state_warns_and_falls_back(bad) -> None:
     s.optimize(lambda t: sphere(t, 3), n_trials=21)
     good = ZoARSampler(seed=0, **KW).get_state(s)
     newest = max(t.system_attrs[stored.KEY_GEN] for t in s.trials if stored.KEY_STATE in t.system_attrs)
-    doc = next(t.system_attrs[stored.KEY_STATE] for t in s.trials
+    doc = next(stored.read(t.system_attrs) for t in s.trials
                if t.system_attrs.get(stored.KEY_GEN) == newest and stored.KEY_STATE in t.system_attrs)
     if bad == "MISSING_FIELD":
         bad = dict(doc, core={k: v for k, v in doc["core"].items() if k != "update"})
@@ -196,7 +199,11 @@ def test_corrupt_state_warns_and_falls_back(bad) -> None:
     t = s.ask()
     s._storage.set_trial_system_attr(t._trial_id, stored.KEY_SPACE, doc["space"])
     s._storage.set_trial_system_attr(t._trial_id, stored.KEY_GEN, newest + 3)
-    s._storage.set_trial_system_attr(t._trial_id, stored.KEY_STATE, bad)
+    if isinstance(bad, dict) and isinstance(bad.get("core"), dict):
+        for name, value in stored.write(bad):
+            s._storage.set_trial_system_attr(t._trial_id, name, value)
+    else:
+        s._storage.set_trial_system_attr(t._trial_id, stored.KEY_STATE, bad)
     s.tell(t, state=TrialState.FAIL)
     with pytest.warns(ZoARStateWarning, match=f"trial {t.number}"):
         s.optimize(lambda t: sphere(t, 3), n_trials=8)
@@ -206,3 +213,275 @@ def test_corrupt_state_warns_and_falls_back(bad) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", ZoARStateWarning)
         s.optimize(lambda t: sphere(t, 3), n_trials=1)  # the same sampler warns once only
+
+
+# -- issue 9: poisoned state (item 11), changed search space (item 14), state size (item 13)
+def _leaves(obj, path=()):
+    """Paths to every scalar, list and encoded array of a document."""
+    if isinstance(obj, dict) and set(obj) == {"dtype", "shape", "data"}:
+        yield path, "array"
+        return
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _leaves(v, (*path, k))
+        return
+    if isinstance(obj, list) and obj and all(isinstance(v, dict) for v in obj):
+        for i, v in enumerate(obj):
+            yield from _leaves(v, (*path, i))
+        return
+    yield path, "list" if isinstance(obj, list) else "scalar"
+
+
+def _set(doc, path, value):
+    import copy
+    doc = copy.deepcopy(doc)
+    node = doc
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = value
+    return doc
+
+
+def _b64(values):
+    import base64
+    return base64.b64encode(np.asarray(values, dtype="<f8").tobytes()).decode("ascii")
+
+
+BAD_SCALARS = [1e308, -1, 10**400, float("inf"), 2**200, None, "x"]
+
+
+def _corruptions(doc):
+    for path, kind in _leaves(doc):
+        if kind == "array":
+            arr = doc
+            for k in path:
+                arr = arr[k]
+            n = int(np.prod(arr["shape"])) if arr["dtype"] == "float64" else 0
+            if n:
+                for v in (float("inf"), 1e308, -1e200):
+                    yield path, dict(arr, data=_b64([v] * n))
+            yield path, None
+        elif kind == "list":
+            yield path, [1e308]
+            yield path, None
+        else:
+            for v in BAD_SCALARS:
+                yield path, v
+
+
+def _base_study():
+    s = optuna.create_study(sampler=ZoARSampler(seed=0, **KW))
+    s.optimize(lambda t: sphere(t, 3), n_trials=22)
+    holder = max((t for t in s.trials if stored.KEY_STATE in t.system_attrs),
+                 key=lambda t: t.system_attrs[stored.KEY_GEN])
+    return s, holder
+
+
+def _study_with(base, holder, attrs):
+    """A copy of ``base`` whose ``holder`` trial stores ``attrs`` instead of its state."""
+    s = optuna.create_study(sampler=ZoARSampler(seed=0, **KW))
+    for t in base.trials:
+        if t.number == holder.number:
+            sys = {k: v for k, v in t.system_attrs.items() if not k.startswith(stored.KEY_STATE)}
+            t = optuna.trial.create_trial(params=t.params, distributions=t.distributions,
+                                          value=t.value, system_attrs={**sys, **attrs})
+        s.add_trial(t)
+    return s
+
+
+def test_every_corrupted_field_leaves_a_working_study() -> None:
+    """Issue 9 item 11: each field of the newest stored state, corrupted in turn (NaN/inf,
+    absurd sizes such as lr = 1e300, mu = 1e308, seed = 2**200, t = 10**400, wrong types,
+    removed arrays), never breaks the study: the state is used when it is a valid one, or
+    skipped with a warning; the study goes on and every state written afterwards is valid."""
+    base, holder = _base_study()
+    doc = stored.read(holder.system_attrs)
+    cases = list(_corruptions(doc))
+    assert len(cases) > 300
+    rejected = 0
+    for path, value in cases:
+        bad = _set(doc, path, value)
+        try:
+            attrs = dict(stored.write(bad))
+        except (TypeError, ValueError):  # not JSON (10**400 and inf are): store it raw
+            attrs = {stored.KEY_STATE: bad}
+        s = _study_with(base, holder, attrs)
+        n_before = len(s.trials)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ZoARStateWarning)
+            s.optimize(lambda t: sphere(t, 3), n_trials=5, catch=())
+            state = ZoARSampler(seed=0, **KW).get_state(s)
+        rejected += any(issubclass(w.category, ZoARStateWarning) for w in caught)
+        assert state is not None, path
+        assert all(t.state == TrialState.COMPLETE for t in s.trials), path
+        sampler = ZoARSampler(seed=0, **KW)
+        box, key = sampler._box(sampler.infer_relative_search_space(s, None))
+        points = sampler._points(s.get_trials(deepcopy=False), box)
+        for t in s.trials[n_before:]:  # what the sampler wrote after it is valid
+            if stored.KEY_STATE in t.system_attrs:
+                stored.decode(stored.read(t.system_attrs), sampler._config(s), key, box.dim, points)
+    assert rejected > len(cases) // 2, (rejected, len(cases))
+
+
+@pytest.mark.parametrize("path, value", [
+    (("core", "control", "lr"), 1e300), (("core", "mu0"), 1e308), (("core", "seed"), 2**200),
+    (("core", "update", "t"), 10**400), (("core", "update", "m"), "INF"),
+    (("core", "update", "v"), "INF"), (("core", "control", "lr"), 5e-324),
+])
+def test_absurd_values_are_rejected_with_a_warning(path, value) -> None:
+    base, holder = _base_study()
+    doc = stored.read(holder.system_attrs)
+    if value == "INF":
+        arr = doc["core"]
+        for k in path[1:]:
+            arr = arr[k]
+        value = dict(arr, data=_b64([float("inf")] * 3))
+    attrs = {stored.KEY_STATE: _set(doc, path, value)} if value == 10**400 else dict(stored.write(_set(doc, path, value)))
+    s = _study_with(base, holder, attrs)
+    with pytest.warns(ZoARStateWarning, match=f"trial {holder.number}"):
+        s.optimize(lambda t: sphere(t, 3), n_trials=5, catch=())
+    assert ZoARSampler(seed=0, **KW).get_state(s)["gen"] >= holder.system_attrs[stored.KEY_GEN]
+
+
+def test_the_parts_of_a_split_state_are_checked() -> None:
+    base, holder = _base_study()
+    attrs = {k: v for k, v in holder.system_attrs.items() if k.startswith(stored.KEY_STATE)}
+    head = attrs[stored.KEY_STATE]
+    for bad in ({**attrs, f"{stored.KEY_STATE}:0": attrs[f"{stored.KEY_STATE}:0"][:-1] + "x"},
+                {k: v for k, v in attrs.items() if k != f"{stored.KEY_STATE}:0"},
+                {**attrs, stored.KEY_STATE: dict(head, core={"parts": 10**9, "sha256": "0"})},
+                {**attrs, stored.KEY_STATE: dict(head, core="x")}):
+        s = _study_with(base, holder, bad)
+        with pytest.warns(ZoARStateWarning, match=f"trial {holder.number}"):
+            s.optimize(lambda t: sphere(t, 3), n_trials=3, catch=())
+
+
+@pytest.mark.parametrize("kwargs", [dict(lr=5e-324), dict(mu=1e308), dict(lr=1e300), dict(mu=1e-300)])
+def test_step_options_outside_the_unit_box_scale_are_refused(kwargs) -> None:
+    # lr0 = 5e-324 used to give mu = inf in the stored state (a state the decoder rejects).
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        ZoARSampler(**kwargs)
+
+
+def test_huge_objective_values_never_poison_the_state() -> None:
+    """The sampler clamps values to VALUE_LIMIT: every state it writes can be read back."""
+    s = optuna.create_study(sampler=ZoARSampler(seed=0, **KW))
+    s.optimize(lambda t: sphere(t, 3) * (1e307 if t.number % 2 else -1e307), n_trials=40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZoARStateWarning)
+        counts = check_study(s, max_untagged=1, seed=0, **KW)
+    assert counts["generations"] >= 8
+
+
+def test_a_changed_range_starts_a_new_optimizer() -> None:
+    """Issue 9 item 14: changing one parameter's range used to give 1 ZoAR trial in the
+    next 60 and then no state (Optuna's intersection search space dropped the parameter)."""
+    def objective(high):
+        def f(t):
+            x = np.array([t.suggest_float("x0", -5.0, high)] + [t.suggest_float(f"x{i}", -5.0, 5.0)
+                                                                  for i in (1, 2)])
+            return float(np.sum((x - 1.0) ** 2))
+        return f
+    s = optuna.create_study(sampler=ZoARSampler(seed=0, **KW))
+    s.optimize(objective(5.0), n_trials=40)
+    old = ZoARSampler(seed=0, **KW).get_state(s)
+    s.optimize(objective(3.0), n_trials=60)
+    new = ZoARSampler(seed=0, **KW).get_state(s)
+    assert new is not None and set(new["params"]) == {"x0", "x1", "x2"}
+    assert new["document"]["space"] != old["document"]["space"]
+    later = s.trials[42:]  # (trial 40 is the first with the new range; 41 may be in flight)
+    assert all(t.system_attrs.get(stored.KEY_SPACE) == new["document"]["space"] for t in later)
+    assert all(t.params["x0"] <= 3.0 for t in s.trials[40:])
+    assert new["gen"] >= 12  # ~60 / K generations of the new optimizer
+    assert new["params"]["x0"] <= 3.0
+
+
+def _state_sizes(s: optuna.Study) -> tuple[int, int]:
+    import json
+    total = largest = 0
+    for t in s.trials:
+        sizes = [len(json.dumps(v)) for k, v in t.system_attrs.items() if k.startswith(stored.KEY_STATE)]
+        if sizes:
+            total, largest = max(total, sum(sizes)), max(largest, max(sizes))
+    return total, largest
+
+
+def test_a_large_state_is_split_into_bounded_attributes() -> None:
+    """Issue 9 item 13: one attribute held 177 KiB at d = 1000 (MySQL's TEXT holds 64 KiB)."""
+    d = 600
+    s = optuna.create_study(sampler=ZoARSampler(seed=0, num_queries=2, num_histories=4,
+                                                warn_independent_sampling=False))
+    s.optimize(lambda t: sum((t.suggest_float(f"x{i}", -1, 1) - 0.3) ** 2 for i in range(d)),
+               n_trials=16)
+    total, largest = _state_sizes(s)
+    assert total > 64 * 1024 and largest <= 2 * stored.CHUNK + 2 < 65535, (total, largest)
+    assert ZoARSampler(seed=0, num_queries=2, num_histories=4).get_state(s)["gen"] >= 6
+
+
+@pytest.mark.mariadb
+def test_a_large_state_on_mariadb(mariadb_url) -> None:
+    """The same on a real MariaDB server (strict mode: a too long value is an error)."""
+    d = 600
+    kw = dict(seed=0, num_queries=2, num_histories=4, warn_independent_sampling=False)
+    s = optuna.create_study(study_name="large", storage=mariadb_url, sampler=ZoARSampler(**kw))
+    s.optimize(lambda t: sum((t.suggest_float(f"x{i}", -1, 1) - 0.3) ** 2 for i in range(d)),
+               n_trials=14, catch=())
+    total, largest = _state_sizes(s)
+    assert total > 64 * 1024 and largest <= 2 * stored.CHUNK + 2 < 65535, (total, largest)
+    assert all(t.state == TrialState.COMPLETE for t in s.trials)
+    check_study(s, max_untagged=1, **kw)
+
+
+def test_the_closing_rule_does_not_depend_on_timing() -> None:
+    """Issue 9 item 10, without processes: a running trial overtaken by K complete ones used
+    to stop blocking, so a worker that saw it still running closed the generation on other
+    trials than a worker that saw it complete (two versions of one generation)."""
+    import datetime
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import FrozenTrial
+
+    def trial(n, state, tagged=True, gen=0):
+        done = state != TrialState.RUNNING
+        return FrozenTrial(
+            number=n, state=state, value=1.0 if state == TrialState.COMPLETE else None,
+            datetime_start=datetime.datetime.now(), datetime_complete=datetime.datetime.now() if done else None,
+            params={"x": 0.5}, distributions={"x": FloatDistribution(0, 1)}, user_attrs={},
+            system_attrs={stored.KEY_GEN: gen, stored.KEY_SPACE: "k"} if tagged else {},
+            intermediate_values={}, trial_id=n)
+
+    close = ZoARSampler(**KW)._closing_trials
+    C, R, F = TrialState.COMPLETE, TrialState.RUNNING, TrialState.FAIL
+    early = [trial(10, R)] + [trial(n, C) for n in range(11, 17)]
+    assert close(early, 0, "k", ["x"], 4, None) is None  # waits for trial 10, however many follow
+    later = [trial(10, C)] + early[1:]
+    assert [t.number for t in close(later, 0, "k", ["x"], 4, None)] == [10, 11, 12, 13]
+    # A failed trial is passed over; a trial of another generation does not count or block.
+    mixed = [trial(10, F), trial(11, R, gen=1), *(trial(n, C) for n in range(12, 17))]
+    assert [t.number for t in close(mixed, 0, "k", ["x"], 4, None)] == [12, 13, 14, 15]
+    # An untagged running trial (maybe about to be tagged) blocks, except the caller's own.
+    untagged = [trial(10, R, tagged=False), *(trial(n, C) for n in range(11, 16))]
+    assert close(untagged, 0, "k", ["x"], 4, None) is None
+    assert [t.number for t in close(untagged, 0, "k", ["x"], 4, 10)] == [11, 12, 13, 14]
+
+
+def test_a_trial_left_running_holds_its_generation_until_it_fails(caplog) -> None:
+    """Without a heartbeat a trial that never finishes keeps its generation open (the
+    sampler says so, once); once it is failed (what Optuna's heartbeat does for a dead
+    worker) the generation closes and the study advances."""
+    s = optuna.create_study(sampler=ZoARSampler(seed=0, **KW))
+    s.optimize(lambda t: sphere(t, 3), n_trials=9)
+    zombie = s.ask()  # sampled, tagged, never told
+    sphere(zombie, 3)
+    gen = s._storage.get_trial(zombie._trial_id).system_attrs[stored.KEY_GEN]
+    optuna.logging.enable_propagation()
+    try:
+        with caplog.at_level(logging.WARNING):
+            s.optimize(lambda t: sphere(t, 3), n_trials=40)
+    finally:
+        optuna.logging.disable_propagation()
+    assert sum("heartbeat" in r.getMessage() for r in caplog.records) == 1
+    assert ZoARSampler(seed=0, **KW).get_state(s)["gen"] == gen
+    s.tell(zombie, state=TrialState.FAIL)
+    s.optimize(lambda t: sphere(t, 3), n_trials=8)
+    assert ZoARSampler(seed=0, **KW).get_state(s)["gen"] >= gen + 2  # K = 4: 8 trials, 2 generations
+    check_study(s, max_untagged=1, seed=0, **KW)

@@ -1,6 +1,6 @@
 """Device-agnostic torch estimator core. Knows nothing of SciPy or Optuna."""
 from .control import StepControl
-from .curvature import CurvatureEstimate, CurvatureModel, DenseHessian
+from .curvature import AveragedCurvature, CurvatureEstimate, CurvatureModel, DenseHessian
 from .directions import make_generator, sample_directions
 from .estimators import centered_weights, two_point_gradient, zoar_gradient
 from .evaluation import BatchObjective, BudgetExhausted, ObjectiveError
@@ -20,7 +20,7 @@ __all__ = [
     "StepControl", "UpdateRule", "ZoAR", "centered_weights", "make_generator", "make_update_rule",
     "problem_scale", "sample_directions", "two_point_gradient", "zoar_gradient",
     # ZoVH Hessian suite, low-rank algebra and the running curvature model
-    "CurvatureEstimate", "CurvatureModel", "CurvatureZoAR", "DenseHessian", "LowRankHessian",
+    "AveragedCurvature", "CurvatureEstimate", "CurvatureModel", "CurvatureZoAR", "DenseHessian", "LowRankHessian",
     "PrecisionFactor", "compress", "factor_precision", "inverse_hessian_gradient", "positive_definite",
     "sherman_morrison_solve", "spectral_form", "woodbury_solve", "zovh_gradient", "zovh_hessian",
     "zovh_hessian_reuse",

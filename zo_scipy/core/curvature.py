@@ -217,3 +217,63 @@ class CurvatureModel:
         self.hessian = new
         self.last = (x, g)
         return CurvatureEstimate(g, new)
+
+
+class AveragedCurvature:
+    r"""Unbiased accumulation of ZoVH batches at ONE fixed point (a posterior mode).
+
+    :class:`CurvatureModel`'s constant rate :math:`\alpha = M/(M + d^2)` is for a moving
+    solver: at a fixed point it shrinks a first estimate towards 0 (after ``T`` batches the
+    model carries only :math:`1 - (1-\alpha)^T` of the curvature). Here every batch
+    :math:`b` gives the mean-baseline estimate :math:`\hat H_b` of the residuals
+    :math:`r_i = y_i - \tfrac{\mu^2}{2} u_i^T B u_i` against a fixed diagonal baseline
+    :math:`B` (a control variate; :math:`E\hat H_b = \nabla^2 F_\mu - B`), and
+
+    .. math:: H_T = H_{T-1} + \tfrac1T(\hat H_T - H_{T-1}) = \tfrac1T \textstyle\sum_b \hat H_b,
+
+    the running 1/t mean, unbiased after every batch, in low-rank form (all rows kept:
+    memory :math:`O(M_{\text{total}}\, d)`). The batches are kept apart
+    (:meth:`batch_estimates`) so a caller can measure the estimator's spread.
+    """
+
+    def __init__(self, dim: int, *, baseline: torch.Tensor | None = None, dtype: torch.dtype = torch.float64,
+                 device: torch.device | str = "cpu") -> None:
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1, got {dim}")
+        self.dim = int(dim)
+        self.baseline = (torch.zeros(dim, dtype=dtype, device=device) if baseline is None
+                         else baseline.to(dtype=dtype, device=device))
+        if self.baseline.shape != (dim,):
+            raise ValueError(f"baseline must have shape ({dim},), got {tuple(self.baseline.shape)}")
+        self._rows: list[torch.Tensor] = []
+        self._coefs: list[torch.Tensor] = []
+        self.num_batches = 0
+
+    def add(self, U: torch.Tensor, y: torch.Tensor, mu: float, *, antithetic: bool = True) -> LowRankHessian:
+        r"""Add one batch: values ``y`` at :math:`x + \mu u_i` (rows of ``U``; with
+        ``antithetic=True`` the rows are :math:`(v, -v)` pairs). Returns that batch's estimate
+        :math:`\hat H_b` of :math:`\nabla^2 F_\mu - B`."""
+        if U.ndim != 2 or U.shape[1] != self.dim or y.shape != (U.shape[0],):
+            raise ValueError(f"need U of shape (M, {self.dim}) and y of shape (M,), "
+                             f"got {tuple(U.shape)} and {tuple(y.shape)}")
+        if not bool(torch.isfinite(y).all()):
+            raise FloatingPointError(f"a query within mu={mu:g} of the point returned a non-finite value")
+        quad = 0.5 * mu * mu * (U.pow(2) @ self.baseline)
+        est = zovh_hessian(U, y - quad, mu, antithetic=antithetic)
+        self._rows.append(est.U)
+        self._coefs.append(est.coef)
+        self.num_batches += 1
+        return est
+
+    def batch_estimates(self) -> list[LowRankHessian]:
+        """Every batch's own estimate (of the curvature minus the baseline)."""
+        return [LowRankHessian(U, c) for U, c in zip(self._rows, self._coefs)]
+
+    @property
+    def hessian(self) -> LowRankHessian:
+        r""":math:`B + \tfrac1T\sum_b \hat H_b` (the baseline as the diagonal)."""
+        if not self._rows:
+            return LowRankHessian(torch.zeros((0, self.dim), dtype=self.baseline.dtype, device=self.baseline.device),
+                                  torch.zeros(0, dtype=self.baseline.dtype, device=self.baseline.device), self.baseline)
+        T = self.num_batches
+        return LowRankHessian(torch.cat(self._rows), torch.cat(self._coefs) / T, self.baseline)

@@ -95,13 +95,20 @@ def sherman_morrison_coefficients(H: LowRankHessian, lam: float, *, guard: float
     it is replaced by :math:`\pm\text{guard}\cdot\lambda` (sign kept, 0 counts as +),
     so the result stays finite when a direction's curvature approaches :math:`-\lambda`.
     """
+    return guarded_coefficients(H.coef, H.U.pow(2).sum(1), lam, guard=guard)
+
+
+def guarded_coefficients(coef: torch.Tensor, sqnorm: torch.Tensor, lam: float, *,
+                         guard: float = 1e-6) -> torch.Tensor:
+    r""":func:`sherman_morrison_coefficients` from the weights :math:`c_i` and the squared
+    norms :math:`|u_i|^2` alone (the diagonal of the Gram matrix), with the same guard."""
     if not lam > 0:
         raise ValueError(f"lam must be > 0, got {lam}")
-    denom = lam + H.coef * H.U.pow(2).sum(1)
+    denom = lam + coef * sqnorm
     floor = guard * lam
     sign = torch.where(denom < 0, -1.0, 1.0).to(denom.dtype)
     denom = torch.where(denom.abs() < floor, sign * floor, denom)
-    return H.coef / denom
+    return coef / denom
 
 
 def sherman_morrison_solve(H: LowRankHessian, v: torch.Tensor, lam: float, *, guard: float = 1e-6) -> torch.Tensor:
@@ -133,18 +140,46 @@ def inverse_hessian_gradient(
     in high dimension. ``correction=False`` uses :math:`p_i = u_i^T g` (the naive
     plug-in) for comparison. Needs :math:`M \ge 3`.
     """
-    M = int(U.shape[0])
+    _check_batch(U, y, 1)
+    return inverse_hessian_gradient_weights(U @ U.T, y, mu, lam, correction=correction, guard=guard) @ U
+
+
+def auto_damping(coef: torch.Tensor, sqnorm: torch.Tensor, factor: float) -> float:
+    r"""The automatic damping :math:`\lambda = \text{factor}\cdot\operatorname{median}_i |c_i|\,|u_i|^2`
+    (1.0 where that is 0 or not finite), from the weights and the squared norms alone."""
+    scale = float((coef.abs() * sqnorm).median())
+    return factor * scale if scale > 0 and math.isfinite(scale) else 1.0
+
+
+def inverse_hessian_gradient_weights(
+    G: torch.Tensor, y: torch.Tensor, mu: float, lam: float, *, correction: bool = True, guard: float = 1e-6,
+) -> torch.Tensor:
+    r"""The step of :func:`inverse_hessian_gradient` as weights on the directions:
+    :math:`d = \sum_j a_j u_j`, computed from the Gram matrix :math:`G = UU^T` and the
+    values alone (no ``d``-sized tensor), so a caller that regenerates its directions
+    from seeds can form :math:`d` one block of coordinates at a time.
+
+    With :math:`u_i^T g = (Gw)_i/(M-1)` and :math:`|u_i|^2 = G_{ii}`,
+
+    .. math::
+        p_i = \frac{(Gw)_i - w_i G_{ii}}{M-2},\qquad
+        a_j = \frac1\lambda\Big[\frac{w_j}{M-1} - c'_j\, p_j\Big]
+
+    (``correction=False``: :math:`p_i = (Gw)_i/(M-1)`), with the guarded :math:`c'_j`
+    of :func:`guarded_coefficients`. Needs :math:`M \ge 3`.
+    """
+    M = int(y.shape[0])
     if M < 3:
         raise ValueError(f"the bias-corrected inverse-Hessian-gradient product needs M >= 3 queries "
                          f"(leave-one-out divides by M-2), got M={M}")
-    _check_batch(U, y, 3)
+    if G.shape != (M, M):
+        raise ValueError(f"need G of shape (M, M) = ({M}, {M}), got {tuple(G.shape)}")
     w = (y - y.mean()) / mu
-    g = (w @ U) / (M - 1)
-    H = LowRankHessian(U, w / (mu * (M - 1)))
-    cp = sherman_morrison_coefficients(H, lam, guard=guard)
-    Ug = U @ g
-    p = ((M - 1) * Ug - w * U.pow(2).sum(1)) / (M - 2) if correction else Ug
-    return (g - (cp * p) @ U) / lam
+    sqnorm = G.diagonal()
+    cp = guarded_coefficients(w / (mu * (M - 1)), sqnorm, lam, guard=guard)
+    Gw = G @ w
+    p = (Gw - w * sqnorm) / (M - 2) if correction else Gw / (M - 1)
+    return (w / (M - 1) - cp * p) / lam
 
 
 # ---------------------------------------------------------------------------------------

@@ -31,14 +31,17 @@ class QueryHistory:
         self._pos = 0
 
     def _reserve(self, rows: int) -> None:
-        """Grow the allocation to ``rows`` (<= capacity); only before the ring first wraps."""
+        """Grow the allocation to ``rows`` (<= capacity), keeping every row written so far."""
         if rows <= self.U.shape[0]:
             return
         rows = min(self.capacity, max(rows, 2 * self.U.shape[0]))
         U = torch.empty((rows, self.U.shape[1]), dtype=self.U.dtype, device=self.U.device)
         y = torch.empty((rows,), dtype=self.y.dtype, device=self.y.device)
-        U[: self.size].copy_(self.U[: self.size])
-        y[: self.size].copy_(self.y[: self.size])
+        # Every allocated row, not just the first `size`: a replayed buffer (a loaded state)
+        # may start writing at a later position.
+        n = self.U.shape[0]
+        U[:n].copy_(self.U)
+        y[:n].copy_(self.y)
         self.U, self.y = U, y
 
     def __len__(self) -> int:

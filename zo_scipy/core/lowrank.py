@@ -256,6 +256,22 @@ def woodbury_solve(H: LowRankHessian, v: torch.Tensor, lam: float = 0.0) -> torc
     return out[:, 0] if column else out
 
 
+def woodbury_weights(G: torch.Tensor, coef: torch.Tensor, b: torch.Tensor, lam: float) -> torch.Tensor:
+    r""":func:`woodbury_solve` for a right-hand side in the span of the directions, from the
+    Gram matrix :math:`G = UU^T` alone: with :math:`H = U^T \operatorname{diag}(c)\,U`,
+
+    .. math:: (\lambda I + H)^{-1} U^T b = U^T a,\qquad (\lambda I_M + \operatorname{diag}(c)\,G)\,a = b,
+
+    since :math:`(\lambda I + U^T C U)\,U^T a = U^T(\lambda a + C G a)`. One ``M x M`` solve;
+    raises ``torch.linalg.LinAlgError`` where that matrix is singular.
+    """
+    if not lam > 0:
+        raise ValueError(f"lam must be > 0, got {lam}")
+    M = int(b.shape[0])
+    S = lam * torch.eye(M, dtype=G.dtype, device=G.device) + coef[:, None] * G
+    return torch.linalg.solve(S, b)
+
+
 @dataclass(frozen=True)
 class PrecisionFactor:
     r"""Whitened factorization of a positive-definite :math:`P = D + U^T \operatorname{diag}(c) U`

@@ -62,6 +62,10 @@ _NP = {"float64": "<f8", "float32": "<f4", "uint8": "u1"}
 Z = TypeVar("Z", bound="ZoAR")
 
 
+#: Counters (iterations, decays, Adam steps) above this are not from a real run.
+MAX_COUNT = 2**53
+
+
 class StateError(ValueError):
     """Stored optimizer state that is not valid; the message names the field."""
 
@@ -160,10 +164,10 @@ class _Reader:
     def fail(self, key: str, need: str, value: Any) -> StateError:
         return StateError(f"state field {self._name(key)!r} must be {need}, got {value!r:.60}")
 
-    def integer(self, key: str, lo: int = 0, hi: int | None = None) -> int:
+    def integer(self, key: str, lo: int = 0, hi: int = MAX_COUNT) -> int:
         v = self.get(key)
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or int(v) < lo or (hi is not None and int(v) > hi):
-            raise self.fail(key, f"an integer in [{lo}, {hi if hi is not None else 'inf'}]", v)
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not lo <= int(v) <= hi:
+            raise self.fail(key, f"an integer in [{lo}, {hi}]", v)
         return int(v)
 
     def real(self, key: str, *, positive: bool = False, nonneg: bool = False,
@@ -171,7 +175,11 @@ class _Reader:
         v = self.get(key)
         if v is None and sentinel:
             return math.inf
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
+        try:  # float() of a huge int overflows
+            finite = not isinstance(v, bool) and isinstance(v, numbers.Real) and math.isfinite(float(v))
+        except OverflowError:
+            finite = False
+        if not finite:
             raise self.fail(key, "a finite number" + (" or null" if sentinel else ""), v)
         if (positive and not float(v) > 0) or (nonneg and not float(v) >= 0):
             raise self.fail(key, "a positive number" if positive else "a number >= 0", v)
@@ -371,6 +379,8 @@ def load_zoar(opt: ZoAR, state: Mapping[str, Any], *, points: PointsSource | Non
             raise StateError("state fields 'update.t', 'update.m' and 'update.v' disagree")
         if moments["v"] is not None and bool((moments["v"] < 0).any()):
             raise StateError("state field 'update.v' holds negative second moments")
+        if moments["t"] > nit:
+            raise StateError(f"state field 'update.t' ({moments['t']}) exceeds the iterations 'nit' ({nit})")
     elif type(rule) is SGD:
         if ur.data:
             raise StateError(f"state field 'update' must be empty for sgd, got keys {sorted(ur.data)}")

@@ -39,6 +39,8 @@ NOISY_PATIENCE = 3
 #: can grow by more than sqrt(2) between two levels (seen on a 200-d Rosenbrock).
 NOISE_CONFIRMATIONS = 2
 
+_TINY = float(torch.finfo(torch.float32).tiny)
+
 #: Points of earlier told batches, by tag, for :meth:`ZoAR.load_state_dict`.
 PointsSource = Callable[[int], Any] | Mapping[int, Any]
 
@@ -272,7 +274,8 @@ class ZoAR:
     def mu(self) -> float:
         """Current smoothing radius (follows ``lr`` when ``adapt_mu``)."""
         if self.adapt_mu and self.schedule == "adaptive":
-            return max(self.mu0 * self.control.lr / self.control.lr0, self.mu_floor)
+            # (never 0: an extreme lr0 must not underflow the radius into a division by zero)
+            return max(self.mu0 * self.control.lr / self.control.lr0, self.mu_floor, _TINY)
         return self.mu0
 
     @property

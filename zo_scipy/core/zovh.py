@@ -18,13 +18,12 @@ or, with ``inverse="woodbury"``, the exact :math:`(\lambda I + \hat H)^{-1} g`.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
 from .estimators import zoar_gradient
-from .hessian import inverse_hessian_gradient, zovh_hessian
+from .hessian import auto_damping, inverse_hessian_gradient, zovh_hessian
 from .lowrank import LowRankHessian, woodbury_solve
 from .zoar import ZoAR
 
@@ -93,8 +92,7 @@ class CurvatureZoAR(ZoAR):
             return float(self.lam)
         U, y = self.history.directions(), self.history.values()
         H = zovh_hessian(U, y, self.mu) if H is None else H
-        scale = float((H.coef.abs() * U.pow(2).sum(1)).median())
-        return self.AUTO_LAM_FACTOR * scale if scale > 0 and math.isfinite(scale) else 1.0
+        return auto_damping(H.coef, U.pow(2).sum(1), self.AUTO_LAM_FACTOR)
 
     def _direction(self) -> torch.Tensor:
         U, y = self.history.directions(), self.history.values()
