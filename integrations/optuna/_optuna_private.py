@@ -15,6 +15,7 @@ Why each is needed (Optuna 5.0; re-check when Optuna changes):
 """
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,21 @@ def record_first_heartbeat(study: optuna.Study, trial: FrozenTrial) -> None:
     storage = study._storage
     if isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage):
         storage.record_heartbeat(trial._trial_id)
+
+
+def started_dead_before(study: optuna.Study) -> datetime.datetime | None:
+    """Trials started before this time and still without a heartbeat are dead (``None``: the
+    storage has no heartbeat). A worker killed between creating a trial and the sampler's
+    first heartbeat leaves such a trial, which Optuna's heartbeat check never fails."""
+    from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+
+    storage = study._storage
+    if not (isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage)):
+        return None
+    backend = getattr(storage, "_backend", storage)
+    interval = storage.get_heartbeat_interval() or 60
+    grace = getattr(backend, "grace_period", None) or 2 * interval
+    return datetime.datetime.now() - datetime.timedelta(seconds=2 * grace)
 
 
 def set_system_attr(study: optuna.Study, trial: FrozenTrial, key: str, value: Any) -> None:

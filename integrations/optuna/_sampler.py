@@ -35,7 +35,7 @@ from zo_scipy.core.options import ZoAROptions, check_count
 from zo_scipy.core.zoar import ZoAR
 
 from . import _state as stored
-from ._optuna_private import UnitBox, record_first_heartbeat, set_system_attr
+from ._optuna_private import UnitBox, record_first_heartbeat, set_system_attr, started_dead_before
 
 _logger = optuna.logging.get_logger(__name__)
 
@@ -177,6 +177,7 @@ class ZoARSampler(BaseSampler):
         self._scan = max(256, 4 * num_queries * (num_histories + 2))
         self._spaces: dict[int, _SpaceTracker] = {}
         self._lock = threading.RLock()
+        self._dead_before: Any = None  # see started_dead_before(); set under the lock
         self._decoded: dict[tuple[Any, ...], _Loaded | None] = {}  # (None: bad)
         self._warned_blocked: set[tuple[str, int]] = set()
         self._warned: set[tuple[int, str]] = set()
@@ -254,6 +255,7 @@ class ZoARSampler(BaseSampler):
             return None
         config = self._config(study)
         with self._lock:
+            self._dead_before = started_dead_before(study)
             box, key = self._box(space)
             trials = study.get_trials(deepcopy=False)
             loaded = self._load_scoped(trials, box, key, config)
@@ -417,6 +419,9 @@ class ZoARSampler(BaseSampler):
                 if attrs.get(stored.KEY_SPACE) != key or type(tag) is not int or tag != gen:
                     continue  # another generation or search space (or a bad tag): not a member
             if t.state in _PENDING:
+                if (stored.KEY_GEN not in attrs and self._dead_before is not None
+                        and t.datetime_start is not None and t.datetime_start < self._dead_before):
+                    continue  # untagged long past the heartbeat's grace: died before sampling
                 self._warn_blocked(window, t, gen, key, K)
                 return None
             if stored.KEY_GEN not in attrs:
@@ -493,6 +498,7 @@ class ZoARSampler(BaseSampler):
                      space: dict[str, BaseDistribution]) -> dict[str, Any]:
         config = self._config(study)
         with self._lock:
+            self._dead_before = started_dead_before(study)
             box, key = self._box(space)
             trials = study.get_trials(deepcopy=False)
             loaded = self._load_scoped(trials, box, key, config)
