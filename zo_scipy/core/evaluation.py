@@ -127,8 +127,8 @@ class BatchObjective:
         projected onto the float64 box, so they are inside it exactly whatever ``X``'s dtype."""
         P = X.detach().to(device="cpu", dtype=torch.float64).numpy().reshape(X.shape[0], -1)
         if self.lower is not None and self.upper is not None:
-            P = np.clip(P, self.lower, self.upper)
-        return np.array(P, dtype=np.float64, copy=True)
+            return np.clip(P, self.lower, self.upper)  # a new array already
+        return P.copy()  # may share memory with X: never hand that out
 
     def _rows(self, P: np.ndarray, device: torch.device) -> Any:
         """A fresh copy of the points for the objective, in the form it wants."""
