@@ -44,6 +44,7 @@ SUITES: dict[str, str] = {
     "torch": "benchmarks.suite_torch",
     "uq": "benchmarks.suite_uq",
     "bilevel": "benchmarks.suite_bilevel",
+    "smooth": "benchmarks.suite_smooth",
 }
 
 _REQUIRED = ("NAME", "DESCRIPTION", "cells", "report")

@@ -53,7 +53,7 @@ class Problem:
     fopt: float | None = None
     noise: str | None = None          # None | "additive" | "multiplicative"
     noise_level: float = 0.0
-    start: str = "normal"             # "normal" N(0, I); "uniform" in the box; "authors"; "dev"
+    start: str = "normal"             # "normal" N(0, I); "uniform" in the box; "authors"; "dev"; "origin"
     torch_batch: Callable[[Any], Any] | None = None
     sigma: float = field(default=0.0, init=False)  # absolute additive sigma, set by prepare()
 
@@ -73,6 +73,8 @@ class Problem:
             return authors_x0(seed, self.d)
         if self.start == "dev":
             return np.random.default_rng(seed).standard_normal(self.d)
+        if self.start == "origin":
+            return np.zeros(self.d)
         rng = np.random.default_rng([seed, 7919])
         if self.start == "uniform":
             assert self.lower is not None and self.upper is not None
@@ -202,6 +204,50 @@ def make(name: str, d: int, *, group: str, budget: int, noise: str | None = None
     if p.d != d or not math.isfinite(float(p.true_batch(p.x0(0)[None])[0])):
         raise ValueError(f"problem {name} d={d}: bad construction")
     return p.prepare()
+
+
+# -- the smooth suite's problems: standard functions with a shifted optimum -----------------------
+SHIFTED_FUNCTIONS: tuple[str, ...] = ("sphere", "ellipsoid-sep", "ellipsoid-rot", "rosenbrock-shifted")
+
+
+class ShiftedFunction:
+    r"""One instance (fixed seed, whatever the run's seed) of a standard test function with its
+    optimum moved to :math:`x^* \sim U[-3, 3]^d`, for the box :math:`[-5, 5]^d` and a start at
+    the origin; :math:`f^* = 0`.
+
+    - ``sphere``: :math:`|x - x^*|^2`;
+    - ``ellipsoid-sep``: :math:`\sum_i 10^{6 (i-1)/(d-1)} (x - x^*)_i^2` (condition :math:`10^6`);
+    - ``ellipsoid-rot``: the same in a fixed dense random rotation, :math:`z = R (x - x^*)`;
+    - ``rosenbrock-shifted``: :math:`\sum_i 100 (z_{i+1} - z_i^2)^2 + (1 - z_i)^2` with
+      :math:`z = x - x^* + 1` (minimum at :math:`x^*`).
+    """
+
+    def __init__(self, name: str, d: int, seed: int = 20261208) -> None:
+        if name not in SHIFTED_FUNCTIONS:
+            raise ValueError(f"unknown shifted function {name!r}")
+        rng = np.random.default_rng([seed, d])
+        self.name, self.d = name, d
+        self.x_star = rng.uniform(-3.0, 3.0, d)
+        self.weights = 10.0 ** (6.0 * np.arange(d) / max(d - 1, 1))
+        self.rotation = np.linalg.qr(rng.standard_normal((d, d)))[0] if name == "ellipsoid-rot" else None
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        Z = np.atleast_2d(X) - self.x_star
+        if self.name == "sphere":
+            return np.einsum("ij,ij->i", Z, Z)
+        if self.name == "rosenbrock-shifted":
+            Z = Z + 1.0
+            return (100.0 * (Z[:, 1:] - Z[:, :-1] ** 2) ** 2 + (1.0 - Z[:, :-1]) ** 2).sum(1)
+        if self.rotation is not None:
+            Z = Z @ self.rotation.T
+        return np.einsum("ij,ij,j->i", Z, Z, self.weights)
+
+
+def shifted_problem(name: str, d: int, *, group: str, budget: int) -> Problem:
+    """A :class:`ShiftedFunction` as a problem: box [-5, 5]^d, start at the origin, f* = 0."""
+    box = np.full(d, 5.0)
+    return Problem(name=name, d=d, group=group, budget=budget, true_batch=ShiftedFunction(name, d),
+                   lower=-box, upper=box, fopt=0.0, start="origin").prepare()
 
 
 # -- the Optuna suite's problem -----------------------------------------------------------------

@@ -31,8 +31,8 @@ def test_registered_and_minimizes_a_quadratic():
                                   dict(num_queries=3, num_histories=3, update="sgd", lr=1e-3),
                                   dict(directions="orthogonal", num_queries=4)])
 def test_options_run_without_diverging(opts):
-    x0 = np.full(6, 0.5)
-    res = minimize(quad, x0, method=zs.zovh, options=dict(maxfev=600, seed=1, **opts))
+    x0 = np.full(6, 0.5)  # (these options shape the direction loop: step="direction")
+    res = minimize(quad, x0, method=zs.zovh, options=dict(maxfev=600, seed=1, step="direction", **opts))
     assert np.all(np.isfinite(res.x)) and res.fun <= quad(x0)
     assert res.nfev <= 600
 
@@ -117,6 +117,6 @@ def test_noise_free_rosenbrock_does_not_freeze_mu():
     from scipy.optimize import rosen
 
     x0 = np.random.default_rng(0).standard_normal(200)
-    res = minimize(rosen, x0, method=zs.zovh, options=dict(maxfev=20_000, seed=0))
+    res = minimize(rosen, x0, method=zs.zovh, options=dict(maxfev=20_000, seed=0, step="direction"))
     assert res.state["mu_floor"] == 0.0
     assert res.nfev == 20_000 and res.fun < rosen(res.x) + 1e-12

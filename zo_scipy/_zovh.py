@@ -6,9 +6,11 @@ from typing import Any
 
 from scipy.optimize import OptimizeResult
 
+import numpy as np
+
 from ._validation import check_bool, check_choice, check_real
 from ._zoar import ZOAR_METHOD_OPTIONS, run_method
-from .core.zovh import INVERSES, CurvatureZoAR
+from .core.zovh import INVERSES, STEPS, CurvatureZoAR, auto_step
 
 
 def zovh(
@@ -25,6 +27,7 @@ def zovh(
     lam: float | str = "auto",
     inverse: str = "sherman-morrison",
     correction: bool = True,
+    step: str = "auto",
     resume: dict[str, Any] | CurvatureZoAR | None = None,
     **options: Any,
 ) -> OptimizeResult:
@@ -68,6 +71,23 @@ def zovh(
     correction : bool
         Leave-one-out correction :math:`p_i` (default True). Without it the step
         collapses in high dimension (``docs/zovh.md``); False is for comparisons only.
+    step : {"auto", "newton", "direction"}
+        ``"newton"``: a trust-region quasi-Newton iteration on the curvature learned across
+        iterates. Each iteration measures a trial point :math:`z = x + p` and ``d`` forward
+        differences around it along an orthonormal frame (``d + 1`` evaluations; the first
+        batch measures ``x0`` twice and ``d`` antithetic pairs at radius ``mu``), fits the
+        gradient at :math:`z`, keeps a dense model :math:`B` of the Hessian (ZoVH's curvature
+        along the first frame, then a BFGS update from each change of the fitted gradient: no
+        extra evaluations), and steps by :math:`\min_{|p| \le \Delta} g^T p + \tfrac12 p^T B p`,
+        accepted only when the measured value decreases. The difference step is
+        :math:`\sqrt{\epsilon}\max(1, |z|_\infty)`, so precision is not floored by ``mu``.
+        ``"direction"``: ZoAR's loop along the direction :math:`d_t` above. ``"auto"``
+        (default): ``"newton"`` when :math:`d \le 200` and ``maxfev`` buys the first batch
+        and 20 iterations (:math:`2d + 2 + 20(d + 1)`), ``"direction"`` otherwise. The first ``"newton"`` batch measures ``x0``
+        twice; two different values mean a noisy objective, and the run continues with
+        ``"direction"`` (which detects noise and adapts to it). In the ``"newton"`` step,
+        ``res.lr`` is the trust radius, ``res.mu`` the difference step, and ``num_queries``,
+        ``lam``, ``inverse``, ``correction`` and the update rule are not used.
     resume : dict
         Continue from ``res.state`` of an earlier ``zovh`` run (its state dict).
     maxfev, maxiter, num_queries, num_histories, mu, lr, adapt_mu, update, betas, eps,
@@ -113,8 +133,15 @@ def zovh(
         lam = check_real("lam", lam)
     inverse = check_choice("inverse", inverse, INVERSES)
     correction = check_bool("correction", correction)
+    step = check_choice("step", step, ("auto",) + STEPS)
     known = {k: val for k, val in options.items() if k in ZOAR_METHOD_OPTIONS}
     unknown = {k: val for k, val in options.items() if k not in ZOAR_METHOD_OPTIONS}
-    return run_method("zovh", CurvatureZoAR, dict(lam=lam, inverse=inverse, correction=correction),
+    settings: dict[str, Any] = dict(lam=lam, inverse=inverse, correction=correction)
+    if step != "auto":
+        settings["step"] = step
+    elif resume is None:
+        settings["step"] = auto_step(int(np.size(x0)), known.get("maxfev"))
+    # (resuming with step="auto" continues with the saved run's step)
+    return run_method("zovh", CurvatureZoAR, settings,
                       fun, x0, args, jac, hess, hessp, bounds, constraints, callback, resume, known,
                       unknown)

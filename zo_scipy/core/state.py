@@ -20,6 +20,9 @@ strings, numbers, lists and ``None``:
     The direction generator's state (``None`` before the first draw), and the values of
     the next batch's first points when a run stopped in mid-batch (see
     :meth:`~zo_scipy.core.zoar.ZoAR.hold`).
+``extra``
+    A subclass's own state (optional; e.g. the trust-region model of
+    :class:`~zo_scipy.core.zovh.CurvatureZoAR` with ``step="newton"``).
 ``history``
     The reuse buffer: one record per told batch (its tag, center, ``mu``, size,
     values and the generator state its directions were drawn from, or
@@ -133,6 +136,7 @@ def dump_zoar(opt: ZoAR) -> dict[str, Any]:
         "update": update,
         "generator": _opt(gen_state),
         "held": _opt(opt.held),
+        "extra": opt._extra_state(),
         "history": {
             "position": opt.history._pos, "size": opt.history.size,
             "records": [{"tag": r.tag, "center": encode_array(r.center), "mu": r.mu, "size": r.size,
@@ -169,6 +173,12 @@ class _Reader:
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not lo <= int(v) <= hi:
             raise self.fail(key, f"an integer in [{lo}, {hi}]", v)
         return int(v)
+
+    def boolean(self, key: str) -> bool:
+        v = self.get(key)
+        if not isinstance(v, bool):
+            raise self.fail(key, "true or false", v)
+        return v
 
     def real(self, key: str, *, positive: bool = False, nonneg: bool = False,
               sentinel: bool = False) -> float:
@@ -388,7 +398,7 @@ def load_zoar(opt: ZoAR, state: Mapping[str, Any], *, points: PointsSource | Non
         raise TypeError(f"the update rule {type(rule).__name__} cannot be loaded from data")
 
     gen_state = _generator_state(r, "generator", dev)
-    num_queries = r.integer("num_queries", opt.options.num_queries, opt.options.resolved_max_queries)
+    num_queries = r.integer("num_queries", *opt._batch_range())
     held = None
     if r.get("held") is not None:
         shape = _Reader(r.get("held"), "held").get("shape")
@@ -417,6 +427,8 @@ def load_zoar(opt: ZoAR, state: Mapping[str, Any], *, points: PointsSource | Non
         raise StateError(f"state field 'history' is inconsistent: records hold {total} rows for a "
                          f"buffer of size {size} (capacity {capacity})")
     rows = [_rows(opt, rec, points) for rec in records]
+    # (absent from states written before subclasses stored their own)
+    extra = opt._read_extra_state(r.sub("extra") if r.data.get("extra") is not None else _Reader({}, "extra"))
 
     # Every field is valid: replace the state.
     opt.x, opt.seed, opt.mu0, opt.mu_floor, opt.nit = x, seed, mu0, mu_floor, nit
@@ -441,6 +453,7 @@ def load_zoar(opt: ZoAR, state: Mapping[str, Any], *, points: PointsSource | Non
         opt.records.append(rec)
     if opt.history._pos != position or opt.history.size != size:
         raise StateError("state field 'history.position' does not match its records")  # pragma: no cover - checked above
+    opt._apply_extra_state(extra)
 
 
 def _rows(opt: ZoAR, rec: BatchRecord, points: PointsSource | None) -> torch.Tensor:
@@ -466,4 +479,9 @@ def _rows(opt: ZoAR, rec: BatchRecord, points: PointsSource | None) -> torch.Ten
     return (X - center) / mu
 
 
-__all__ = ["FORMAT", "VERSION", "StateError", "build_zoar", "dump_zoar", "encode_array", "load_zoar"]
+#: Public names of the encoding helpers, for subclasses' own state (``extra``).
+optional_array = _opt
+sentinel = _sentinel
+
+__all__ = ["FORMAT", "VERSION", "StateError", "build_zoar", "dump_zoar", "encode_array", "load_zoar",
+           "optional_array", "sentinel"]

@@ -471,6 +471,26 @@ class ZoAR:
         """Constructor settings beyond :class:`ZoAROptions` (subclasses add theirs)."""
         return {}
 
+    def _batch_range(self) -> tuple[int, int]:
+        """The smallest and largest batch a valid state can hold."""
+        return self.options.num_queries, self.options.resolved_max_queries
+
+    def _extra_state(self) -> dict[str, Any]:
+        """A subclass's own state (JSON-safe; ``{}`` here), stored under ``extra``."""
+        return {}
+
+    def _read_extra_state(self, r: Any) -> Any:
+        """Check the ``extra`` field (a reader of :mod:`zo_scipy.core.state`) and return what
+        :meth:`_apply_extra_state` installs once every field is valid."""
+        if r.data:
+            from .state import StateError
+
+            raise StateError(f"state field 'extra' must be empty for {type(self).__name__}, got keys {sorted(r.data)}")
+        return None
+
+    def _apply_extra_state(self, extra: Any) -> None:
+        """Install what :meth:`_read_extra_state` returned."""
+
     def state_dict(self) -> dict[str, Any]:
         """Everything that determines the next step, as a versioned JSON-safe dict.
 
