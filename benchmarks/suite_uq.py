@@ -407,14 +407,17 @@ def run_logistic_peer(method: str, nuts: bool = True) -> dict[str, Any]:
             from scipy.differentiate import hessian
 
             H = hessian(vec, m).ddf
-        else:
+        elif method in ("dense central differences", "numdifftools.Hessian (default)"):
             import numdifftools as nd
 
             def one(w: np.ndarray) -> float:
                 count[0] += 1
                 return float(f.batch(w[None])[0])
 
-            H = nd.Hessian(one, method="central", order=2, num_steps=1)(m)
+            H = (nd.Hessian(one)(m) if method.endswith("(default)")
+                 else nd.Hessian(one, method="central", order=2, num_steps=1)(m))
+        else:
+            raise ValueError(method)
         secs = time.perf_counter() - t0
     P = (H + H.T) / 2 + f.alpha * np.eye(d)
     S = np.linalg.inv(P)
@@ -616,7 +619,7 @@ def cells(*, quick: bool, seeds: list[int] | None) -> list[Cell]:
             out.append(Cell(f"logistic|zo-laplace (regression)|{b}|{s}",
                             functools.partial(run_logistic, "zo-laplace (regression)", b, s, not quick)))
     if not quick:
-        for p in ("scipy.differentiate.hessian", "scipy.differentiate.hessian (default)", "dense central differences"):
+        for p in PEERS:
             out.append(Cell(f"logistic|{p}|-|0", functools.partial(run_logistic_peer, p)))
         if importlib.util.find_spec("laplace") is not None:  # optional: see docs/uq.md for its install
             out.append(Cell("logistic|laplace-torch|-|0", run_laplace_torch))
