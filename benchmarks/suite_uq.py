@@ -510,15 +510,16 @@ class LowRankQuadratic:
         return 0.5 * (Z ** 2 * self.c).sum(1)
 
 
-def run_scale(d: int, budget: int, seed: int, lam: float = 1.0, estimator: str = "regression") -> dict[str, Any]:
+def run_scale(d: int, budget: int, seed: int, lam: float = 1.0, estimator: str = "regression",
+              diagonal: str = "none") -> dict[str, Any]:
     f = LowRankQuadratic(d, seed=seed)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with single_threaded():
-        return _run_scale(f, d, budget, seed, lam, rss0, estimator)
+        return _run_scale(f, d, budget, seed, lam, rss0, estimator, diagonal)
 
 
 def _run_scale(f: LowRankQuadratic, d: int, budget: int, seed: int, lam: float, rss0: int,
-               estimator: str) -> dict[str, Any]:
+               estimator: str, diagonal: str) -> dict[str, Any]:
     import torch
 
     import zo_scipy.uq as uq
@@ -527,7 +528,7 @@ def _run_scale(f: LowRankQuadratic, d: int, budget: int, seed: int, lam: float, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         post = uq.laplace(f, np.zeros(d), prior_precision=lam, find_mode=False, budget=budget, vectorized=True,
-                          seed=seed, diagonal="none", mu=1.0, estimator=cast(Any, estimator))
+                          seed=seed, diagonal=cast(Any, diagonal), mu=1.0, estimator=cast(Any, estimator))
     t_fit = time.perf_counter() - t0
     t1 = time.perf_counter()
     gen = torch.Generator().manual_seed(seed)
@@ -551,7 +552,8 @@ def _run_scale(f: LowRankQuadratic, d: int, budget: int, seed: int, lam: float, 
     quad = lam * mm @ mm + float((f.c * (f.W @ mm) ** 2).sum())
     kl = 0.5 * (tr - d + quad + logdet - exact_logdet)
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"bench": "scale", "method": f"zo-laplace ({estimator})", "d": d, "budget": budget, "seed": seed,
+    method = f"zo-laplace ({estimator})" if diagonal == "none" else f"zo-laplace ({estimator}, {diagonal} diagonal)"
+    return {"bench": "scale", "method": method, "d": d, "budget": budget, "seed": seed,
             "nfev": post.nfev, "t_fit": t_fit, "t_samples": t_samp, "t_logdet": t_logdet,
             "t_total": t_fit + t_samp + t_logdet, "bytes_held": int(held), "bytes_rd": int(8 * 20 * d),
             "maxrss_growth_mb": max(rss1 - rss0, 0) / 1024, "logdet_err": abs(logdet - exact_logdet),
@@ -638,6 +640,11 @@ def cells(*, quick: bool, seeds: list[int] | None) -> list[Cell]:
             for b in budgets:
                 for s in seeds[:3]:
                     out.append(Cell(f"scale|{d}|{b}|{s}", functools.partial(run_scale, d, b, s)))
+        # the default diagonal at this budget ("auto" is "isotropic": the coordinate one is unaffordable)
+        for d in (10_000, 100_000):
+            for s in seeds[:3]:
+                out.append(Cell(f"scale|isotropic|{d}|201|{s}",
+                                functools.partial(run_scale, d, 201, s, diagonal="isotropic")))
     for c in ((0.0, 0.1) if quick else (0.0, 0.03, 0.1)):
         for s in seeds:
             out.append(Cell(f"banana|{c}|{s}", functools.partial(run_banana, c, s, 1000 if quick else 4000)))
