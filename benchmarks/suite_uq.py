@@ -21,7 +21,8 @@ r"""Suite ``uq``: Laplace posteriors from function values (:func:`zo_scipy.uq.la
 3. **Scale**: precision :math:`\lambda I + W^T \operatorname{diag}(c) W` (rank 20, :math:`W` orthonormal
    rows) at :math:`d = 10^4, 10^5`, the :math:`\lambda` part stated as the prior: time of the fit
    (``budget`` evaluations), of 1000 samples and of the log-determinant; bytes held by the posterior;
-   the log-determinant's and the KL's errors against the exact values.
+   the log-determinant's and the KL's errors against the exact values; the log-determinant against
+   the budget (:data:`SCALE_BUDGETS`) and with the isotropic diagonal (the default at this budget).
 4. **Banana** (Haario et al.'s twisted Gaussian, :math:`s = 10, b = 1`)
    :math:`U = x_0^2/(2 s^2) + \tfrac b2 (x_1 - c x_0^2)^2`: its evidence is
    :math:`\log(2\pi s/\sqrt b)` for every :math:`c`, and so is the Laplace one at the mode, but for
@@ -48,7 +49,8 @@ import numpy as np
 from ._harness import Cell, json_subprocess, single_threaded
 
 NAME = "uq"
-DESCRIPTION = "Laplace UQ from function values: exact linear regression, scale to d = 1e5, banana k-hat"
+DESCRIPTION = ("Laplace UQ from function values: exact linear regression, logistic regression vs NUTS and "
+               "laplace-torch, scale to d = 1e5, banana k-hat")
 ALPHA, BETA = 1e-2, 1 / 3000.0
 
 
