@@ -52,3 +52,22 @@ def test_nuts_and_laplace_torch_never_run_in_the_quick_form(tmp_path, monkeypatc
     errs = suite_uq._nuts_errors(np.full(31, 0.5), np.full(31, 1.1), True)
     assert math.isclose(errs["mean_err_nuts"], 0.5) and math.isclose(errs["std_err_nuts"], 0.1)
     assert math.isnan(suite_uq._nuts_errors(np.zeros(31), np.ones(31), False)["mean_err_nuts"])
+
+
+def test_docs_figures_are_written_from_a_cached_reference(tmp_path, monkeypatch):
+    """``python -m benchmarks.suite_uq DIR`` writes the docs' figures; a stand-in NUTS cache (draws
+    from the exact-Hessian Laplace) keeps NUTS out of the tests."""
+    import numpy as np
+
+    from benchmarks import suite_uq
+
+    monkeypatch.setenv("ZO_SCIPY_BENCH_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    ref = suite_uq.LogisticNLL().reference
+    draws = np.random.default_rng(0).multivariate_normal(ref["mode"], ref["S"], size=500)
+    key = suite_uq._nuts_key(1.0, suite_uq.NUTS_SETTINGS)
+    np.savez(tmp_path / "cache" / f"nuts-breast-cancer-{key}.npz", mean=draws.mean(0), std=draws.std(0), draws=draws)
+    written = suite_uq.docs_plots(tmp_path / "fig")
+    names = sorted(p.name for p in written)
+    assert names == ["banana_pairs.png", "diabetes_marginals.png", "logistic_marginals.png", "logistic_pairs.png"]
+    assert all(p.stat().st_size > 10_000 for p in written)
