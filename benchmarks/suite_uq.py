@@ -12,12 +12,17 @@ r"""Suite ``uq``: Laplace posteriors from function values (:func:`zo_scipy.uq.la
    :math:`1 + 2d + 2d(d-1)` evaluations).
 2. **Bayesian logistic regression on** ``load_breast_cancer`` (30 standardized features + intercept,
    :math:`N(0, 1)` prior): reference A is the exact-Hessian Laplace at the mode (closed form),
-   reference B PSIS importance sampling from A (20 000 draws). No NUTS reference (no NumPyro/PyMC
-   in this environment).
+   reference B PSIS importance sampling from A (20 000 draws; its log Z is the importance-sampling
+   estimate), and the true posterior's means and stds from NumPyro's NUTS (4 chains x 10 000 draws,
+   run once in a subprocess by the cell ``logistic|nuts reference`` and cached on disk, see
+   :func:`nuts_reference`; never in the quick form). Peers: SciPy's and the dense central-difference
+   Hessian at the mode, and laplace-torch's full Laplace with its autograd Hessian (wall time: it
+   needs gradients).
 3. **Scale**: precision :math:`\lambda I + W^T \operatorname{diag}(c) W` (rank 20, :math:`W` orthonormal
    rows) at :math:`d = 10^4, 10^5`, the :math:`\lambda` part stated as the prior: time of the fit
    (``budget`` evaluations), of 1000 samples and of the log-determinant; bytes held by the posterior;
-   the log-determinant's and the KL's errors against the exact values.
+   the log-determinant's and the KL's errors against the exact values; the log-determinant against
+   the budget (:data:`SCALE_BUDGETS`) and with the isotropic diagonal (the default at this budget).
 4. **Banana** (Haario et al.'s twisted Gaussian, :math:`s = 10, b = 1`)
    :math:`U = x_0^2/(2 s^2) + \tfrac b2 (x_1 - c x_0^2)^2`: its evidence is
    :math:`\log(2\pi s/\sqrt b)` for every :math:`c`, and so is the Laplace one at the mode, but for
@@ -28,18 +33,24 @@ r"""Suite ``uq``: Laplace posteriors from function values (:func:`zo_scipy.uq.la
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.util
+import json
 import math
+import os
 import resource
 import time
 import warnings
+from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 
-from ._harness import Cell, single_threaded
+from ._harness import Cell, json_subprocess, single_threaded
 
 NAME = "uq"
-DESCRIPTION = "Laplace UQ from function values: exact linear regression, scale to d = 1e5, banana k-hat"
+DESCRIPTION = ("Laplace UQ from function values: exact linear regression, logistic regression vs NUTS and "
+               "laplace-torch, scale to d = 1e5, banana k-hat")
 ALPHA, BETA = 1e-2, 1 / 3000.0
 
 
@@ -158,6 +169,98 @@ def run_diabetes(method: str, budget: int | None, seed: int) -> dict[str, Any]:
 
 
 # -- benchmark 2 -----------------------------------------------------------------------
+def breast_cancer() -> tuple[np.ndarray, np.ndarray]:
+    """``load_breast_cancer``: the 30 features standardized, an intercept column, labels as floats."""
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    return np.hstack([X, np.ones((X.shape[0], 1))]), y.astype(np.float64)
+
+
+#: NUTS settings of the gold-standard posterior (benchmark 2): chains, warm-up and kept draws per chain.
+NUTS_SETTINGS = {"format": 2, "num_chains": 4, "num_warmup": 2000, "num_samples": 10_000, "seed": 0, "target_accept_prob": 0.9}
+
+
+def cache_dir() -> Path:
+    """Where the suite caches expensive references: ``$ZO_SCIPY_BENCH_CACHE``, else
+    ``bench-results/cache`` in the checkout."""
+    from . import REPO_ROOT
+
+    return Path(os.environ.get("ZO_SCIPY_BENCH_CACHE", REPO_ROOT / "bench-results" / "cache"))
+
+
+def _nuts_key(alpha: float, settings: dict[str, Any]) -> str:
+    X, y = breast_cancer()
+    h = hashlib.sha256()
+    h.update(np.ascontiguousarray(X).tobytes())
+    h.update(np.ascontiguousarray(y).tobytes())
+    h.update(json.dumps({"alpha": alpha, **settings}, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def _nuts_run(alpha: float, settings: dict[str, Any], path: str) -> dict[str, Any]:
+    """NumPyro NUTS on the logistic posterior (run in a fresh process by :func:`nuts_reference`):
+    writes the draws' per-coordinate means, stds, 4000 evenly thinned draws and ArviZ's R-hat / bulk
+    and tail ESS to ``path`` (``.npz``) and returns the summary."""
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    import arviz
+    import jax
+    import numpyro
+    import numpyro.distributions as dist
+    from numpyro.infer import MCMC, NUTS
+
+    jax.config.update("jax_enable_x64", True)
+    X, y = breast_cancer()
+
+    def model(X: Any, y: Any) -> None:
+        w = numpyro.sample("w", dist.Normal(0.0, 1.0 / math.sqrt(alpha)).expand([X.shape[1]]).to_event(1))
+        numpyro.sample("y", dist.Bernoulli(logits=X @ w), obs=y)
+
+    t0 = time.perf_counter()
+    mcmc = MCMC(NUTS(model, target_accept_prob=settings["target_accept_prob"]), num_warmup=settings["num_warmup"],
+                num_samples=settings["num_samples"], num_chains=settings["num_chains"], chain_method="sequential",
+                progress_bar=False)
+    mcmc.run(jax.random.PRNGKey(settings["seed"]), jax.numpy.asarray(X), jax.numpy.asarray(y),
+             extra_fields=("diverging",))
+    seconds = time.perf_counter() - t0
+    W = np.asarray(mcmc.get_samples(group_by_chain=True)["w"])  # (chains, draws, d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = arviz.from_dict(posterior={"w": W})
+        rhat = np.asarray(arviz.rhat(idata)["w"])
+        ess_bulk = np.asarray(arviz.ess(idata, method="bulk")["w"])
+        ess_tail = np.asarray(arviz.ess(idata, method="tail")["w"])
+    flat = W.reshape(-1, W.shape[-1])
+    thin = flat[:: max(1, flat.shape[0] // 4000)][:4000]  # for the plots
+    out = {"mean": flat.mean(0), "std": flat.std(0, ddof=1), "draws": thin, "rhat": rhat, "ess_bulk": ess_bulk,
+           "ess_tail": ess_tail,
+           "divergences": int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum()), "seconds": seconds,
+           "numpyro": numpyro.__version__}
+    np.savez(path, **{k: np.asarray(v) for k, v in out.items()})
+    return {"seconds": seconds, "max_rhat": float(rhat.max()), "min_ess_bulk": float(ess_bulk.min()),
+            "min_ess_tail": float(ess_tail.min()), "divergences": out["divergences"]}
+
+
+def nuts_reference(alpha: float = 1.0, *, run: bool = True) -> dict[str, Any] | None:
+    """The NUTS posterior summary of benchmark 2, from the cache (keyed by the data, ``alpha`` and
+    :data:`NUTS_SETTINGS`) or, with ``run=True``, computed once in a fresh process and cached
+    (about 2-4 minutes on one core); None when it is not cached and ``run=False``."""
+    path = cache_dir() / f"nuts-breast-cancer-{_nuts_key(alpha, NUTS_SETTINGS)}.npz"
+    if not path.exists():
+        if not run:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        json_subprocess(f"from benchmarks.suite_uq import _nuts_run; import json; "
+                        f"print(json.dumps(_nuts_run({alpha!r}, {NUTS_SETTINGS!r}, {str(tmp)!r})))", timeout=3600)
+        tmp.replace(path)
+    with np.load(path) as z:
+        ref: dict[str, Any] = {k: z[k] for k in z.files}
+    ref["path"] = str(path)
+    return ref
+
+
 class LogisticNLL:
     """Bayesian logistic regression on ``load_breast_cancer`` (30 standardized features + intercept):
     the negative log likelihood (the N(0, 1/alpha) prior is stated to ``laplace``); counts points."""
@@ -165,11 +268,7 @@ class LogisticNLL:
     alpha = 1.0
 
     def __init__(self) -> None:
-        from sklearn.datasets import load_breast_cancer
-
-        X, y = load_breast_cancer(return_X_y=True)
-        X = (X - X.mean(0)) / X.std(0)
-        self.X, self.y = np.hstack([X, np.ones((X.shape[0], 1))]), y.astype(np.float64)
+        self.X, self.y = breast_cancer()
         self.nfev = 0
 
     def __call__(self, w: np.ndarray) -> float:
@@ -228,7 +327,39 @@ class LogisticNLL:
                 "logz_is": float(logsumexp(logw) - math.log(Z.shape[0])), "khat_a": float(khat)}
 
 
-def run_logistic(method: str, budget: int, seed: int) -> dict[str, Any]:
+def _nuts_errors(mean: np.ndarray, std: np.ndarray, nuts: bool) -> dict[str, float]:
+    """Largest |mean error| in NUTS standard deviations and largest relative std error against the
+    cached NUTS reference (NaN when ``nuts`` is False: the quick form never runs NUTS)."""
+    ref = nuts_reference(LogisticNLL.alpha) if nuts else None
+    if ref is None:
+        return {"mean_err_nuts": math.nan, "std_err_nuts": math.nan}
+    return {"mean_err_nuts": float(np.max(np.abs(mean - ref["mean"]) / ref["std"])),
+            "std_err_nuts": float(np.max(np.abs(std / ref["std"] - 1)))}
+
+
+def run_nuts_reference() -> dict[str, Any]:
+    """The cell that computes (or finds cached) the NUTS reference, with its convergence figures."""
+    t0 = time.perf_counter()
+    ref = nuts_reference(LogisticNLL.alpha)
+    assert ref is not None
+    a = LogisticNLL().reference
+    sd_a = np.sqrt(np.diag(a["S"]))
+    return {"bench": "logistic-ref", "method": "NumPyro NUTS", "chains": NUTS_SETTINGS["num_chains"],
+            "draws": NUTS_SETTINGS["num_samples"], "warmup": NUTS_SETTINGS["num_warmup"],
+            "nuts_seconds": float(ref["seconds"]), "cell_load_seconds": time.perf_counter() - t0,
+            "max_rhat": float(ref["rhat"].max()), "min_ess_bulk": float(ref["ess_bulk"].min()),
+            "min_ess_tail": float(ref["ess_tail"].min()), "divergences": int(ref["divergences"]),
+            "numpyro": str(ref["numpyro"]),
+            # how far the exact-Hessian Laplace (reference A) and PSIS (reference B) are from NUTS
+            "a_mean_err_nuts": float(np.max(np.abs(a["mode"] - ref["mean"]) / ref["std"])),
+            "a_std_err_nuts": float(np.max(np.abs(sd_a / ref["std"] - 1))),
+            "b_mean_err_nuts": float(np.max(np.abs(a["mean_is"] - ref["mean"]) / ref["std"])),
+            "b_std_err_nuts": float(np.max(np.abs(a["std_is"] / ref["std"] - 1))),
+            # the Monte Carlo error of NUTS itself: largest mcse(mean)/std = 1/sqrt(ESS)
+            "nuts_mcse_mean": float(1 / np.sqrt(ref["ess_bulk"].min()))}
+
+
+def run_logistic(method: str, budget: int, seed: int, nuts: bool = True) -> dict[str, Any]:
     import zo_scipy.uq as uq
 
     f = LogisticNLL()
@@ -250,10 +381,11 @@ def run_logistic(method: str, budget: int, seed: int) -> dict[str, Any]:
             "mean_err_is": float(np.max(np.abs(post.mean - ref["mean_is"]) / ref["std_is"])),
             "std_err_is": float(np.max(np.abs(post.std() / ref["std_is"] - 1))),
             "logz": post.log_evidence().value, "logz_se": post.log_evidence().se, "logz_a": ref["logz_a"],
-            "logz_is_ref": ref["logz_is"], "khat": dg.khat, "khat_a": ref["khat_a"]}
+            "logz_is_ref": ref["logz_is"], "logz_is_own": dg.log_evidence_is, "khat": dg.khat,
+            "khat_a": ref["khat_a"], **_nuts_errors(post.mean, post.std(), nuts)}
 
 
-def run_logistic_peer(method: str) -> dict[str, Any]:
+def run_logistic_peer(method: str, nuts: bool = True) -> dict[str, Any]:
     """A peer's Hessian of the NLL at the exact mode (prior added exactly), against references A and B."""
     f = LogisticNLL()
     ref = f.reference
@@ -277,14 +409,17 @@ def run_logistic_peer(method: str) -> dict[str, Any]:
             from scipy.differentiate import hessian
 
             H = hessian(vec, m).ddf
-        else:
+        elif method in ("dense central differences", "numdifftools.Hessian (default)"):
             import numdifftools as nd
 
             def one(w: np.ndarray) -> float:
                 count[0] += 1
                 return float(f.batch(w[None])[0])
 
-            H = nd.Hessian(one, method="central", order=2, num_steps=1)(m)
+            H = (nd.Hessian(one)(m) if method.endswith("(default)")
+                 else nd.Hessian(one, method="central", order=2, num_steps=1)(m))
+        else:
+            raise ValueError(method)
         secs = time.perf_counter() - t0
     P = (H + H.T) / 2 + f.alpha * np.eye(d)
     S = np.linalg.inv(P)
@@ -295,7 +430,71 @@ def run_logistic_peer(method: str) -> dict[str, Any]:
             "mean_err_a": 0.0, "std_err_a": float(np.max(np.abs(sd / sd_a - 1))),
             "mean_err_is": float(np.max(np.abs(m - ref["mean_is"]) / ref["std_is"])),
             "std_err_is": float(np.max(np.abs(sd / ref["std_is"] - 1))), "logz": logz, "logz_se": math.nan,
-            "logz_a": ref["logz_a"], "logz_is_ref": ref["logz_is"], "khat": math.nan, "khat_a": ref["khat_a"]}
+            "logz_a": ref["logz_a"], "logz_is_ref": ref["logz_is"], "khat": math.nan, "khat_a": ref["khat_a"],
+            **_nuts_errors(m, sd, nuts)}
+
+
+def _binary_logits(d: int) -> Any:
+    """A torch module with the two class logits ``[0, x @ w]``: its cross-entropy is our logistic NLL."""
+    import torch
+
+    class BinaryLogits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(d, 1, bias=False, dtype=torch.float64)
+
+        def forward(self, x: Any) -> Any:
+            z = self.lin(x)
+            return torch.cat([torch.zeros_like(z), z], dim=-1)
+
+    return BinaryLogits()
+
+
+def run_laplace_torch(nuts: bool = True) -> dict[str, Any]:
+    """laplace-torch's full Laplace (``subset_of_weights="all"``, ``hessian_structure="full"``, the
+    Curvlinops autograd Hessian) of the same posterior at the exact mode: wall time of fit +
+    covariance + log marginal likelihood (it uses gradients: no evaluation count)."""
+    import torch
+    from laplace import Laplace  # type: ignore[import-untyped]
+    from laplace.curvature import CurvlinopsHessian  # type: ignore[import-untyped]
+
+    f = LogisticNLL()
+    ref = f.reference
+    m = ref["mode"]
+    d = m.shape[0]
+    model = _binary_logits(d)
+    with torch.no_grad():
+        model.lin.weight.copy_(torch.as_tensor(m)[None])
+    X, y = torch.as_tensor(f.X), torch.as_tensor(f.y).long()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size=X.shape[0])
+    def fit() -> tuple[np.ndarray, float]:
+        la = Laplace(model, "classification", subset_of_weights="all", hessian_structure="full",
+                     prior_precision=f.alpha, backend=CurvlinopsHessian)
+        la.fit(loader)
+        return la.posterior_covariance.detach().numpy(), float(la.log_marginal_likelihood())
+
+    with single_threaded(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        S, logz = fit()
+        first = time.perf_counter() - t0
+        times = []
+        for _ in range(5):  # warm: the first call pays for imports and dispatch set-up
+            t0 = time.perf_counter()
+            fit()
+            times.append(time.perf_counter() - t0)
+        secs = float(np.median(times))
+    sd_a, sd = np.sqrt(np.diag(ref["S"])), np.sqrt(np.diag(S))
+    from importlib.metadata import version
+
+    return {"bench": "logistic", "method": f"laplace-torch {version('laplace-torch')} (full, autograd Hessian)",
+            "budget": None, "seed": 0, "nfev": math.nan, "seconds": secs, "seconds_first_call": first, "mean_err_a": 0.0,
+            "std_err_a": float(np.max(np.abs(sd / sd_a - 1))),
+            "cov_rel_err_a": float(np.abs(S - ref["S"]).max() / np.abs(ref["S"]).max()),
+            "mean_err_is": float(np.max(np.abs(m - ref["mean_is"]) / ref["std_is"])),
+            "std_err_is": float(np.max(np.abs(sd / ref["std_is"] - 1))), "logz": logz, "logz_se": math.nan,
+            "logz_a": ref["logz_a"], "logz_is_ref": ref["logz_is"], "khat": math.nan, "khat_a": ref["khat_a"],
+            **_nuts_errors(m, sd, nuts)}
 
 
 # -- benchmark 3 -----------------------------------------------------------------------
@@ -313,15 +512,16 @@ class LowRankQuadratic:
         return 0.5 * (Z ** 2 * self.c).sum(1)
 
 
-def run_scale(d: int, budget: int, seed: int, lam: float = 1.0, estimator: str = "regression") -> dict[str, Any]:
+def run_scale(d: int, budget: int, seed: int, lam: float = 1.0, estimator: str = "regression",
+              diagonal: str = "none") -> dict[str, Any]:
     f = LowRankQuadratic(d, seed=seed)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with single_threaded():
-        return _run_scale(f, d, budget, seed, lam, rss0, estimator)
+        return _run_scale(f, d, budget, seed, lam, rss0, estimator, diagonal)
 
 
 def _run_scale(f: LowRankQuadratic, d: int, budget: int, seed: int, lam: float, rss0: int,
-               estimator: str) -> dict[str, Any]:
+               estimator: str, diagonal: str) -> dict[str, Any]:
     import torch
 
     import zo_scipy.uq as uq
@@ -330,7 +530,7 @@ def _run_scale(f: LowRankQuadratic, d: int, budget: int, seed: int, lam: float, 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         post = uq.laplace(f, np.zeros(d), prior_precision=lam, find_mode=False, budget=budget, vectorized=True,
-                          seed=seed, diagonal="none", mu=1.0, estimator=cast(Any, estimator))
+                          seed=seed, diagonal=cast(Any, diagonal), mu=1.0, estimator=cast(Any, estimator))
     t_fit = time.perf_counter() - t0
     t1 = time.perf_counter()
     gen = torch.Generator().manual_seed(seed)
@@ -354,10 +554,12 @@ def _run_scale(f: LowRankQuadratic, d: int, budget: int, seed: int, lam: float, 
     quad = lam * mm @ mm + float((f.c * (f.W @ mm) ** 2).sum())
     kl = 0.5 * (tr - d + quad + logdet - exact_logdet)
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"bench": "scale", "method": f"zo-laplace ({estimator})", "d": d, "budget": budget, "seed": seed,
+    method = f"zo-laplace ({estimator})" if diagonal == "none" else f"zo-laplace ({estimator}, {diagonal} diagonal)"
+    return {"bench": "scale", "method": method, "d": d, "budget": budget, "seed": seed,
             "nfev": post.nfev, "t_fit": t_fit, "t_samples": t_samp, "t_logdet": t_logdet,
             "t_total": t_fit + t_samp + t_logdet, "bytes_held": int(held), "bytes_rd": int(8 * 20 * d),
             "maxrss_growth_mb": max(rss1 - rss0, 0) / 1024, "logdet_err": abs(logdet - exact_logdet),
+            "logdet_signed_err": logdet - exact_logdet, "exact_curvature_nats": exact_logdet - d * math.log(lam),
             "logdet_rel_err": abs(logdet - exact_logdet) / abs(exact_logdet), "kl": float(kl),
             "sample_var_ok": bool(np.all(np.isfinite(s1)))}
 
@@ -393,6 +595,7 @@ def run_banana(c: float, seed: int, num_samples: int) -> dict[str, Any]:
 # -- the suite -------------------------------------------------------------------------
 REGRESSION_BUDGETS = (30, 60, 100, 140, 177, 300)
 ZOVH_BUDGETS = (177, 1000, 5000)
+SCALE_BUDGETS = ((10_000, (801, 2001, 4001)), (100_000, (801, 1601)))
 PEERS = ("scipy.differentiate.hessian", "scipy.differentiate.hessian (default)", "numdifftools.Hessian (default)",
          "dense central differences")
 
@@ -413,23 +616,37 @@ def cells(*, quick: bool, seeds: list[int] | None) -> list[Cell]:
                         functools.partial(run_diabetes, "zo-laplace pipeline (mode search + regression)", 177, s)))
     for p in (PEERS[:1] if quick else PEERS):  # deterministic: one run
         out.append(Cell(f"diabetes|{p}|-|0", functools.partial(run_diabetes, p, None, 0)))
+    if not quick:  # NUTS first: the logistic rows read its cache (never in the quick form)
+        out.append(Cell("logistic|nuts reference|-|0", run_nuts_reference))
     for b in ((600,) if quick else (600, 1100, 2000)):
-        for s in (seeds[:1] if quick else seeds[:5]):
+        for s in seeds:
             out.append(Cell(f"logistic|zo-laplace (regression)|{b}|{s}",
-                            functools.partial(run_logistic, "zo-laplace (regression)", b, s)))
+                            functools.partial(run_logistic, "zo-laplace (regression)", b, s, not quick)))
     if not quick:
-        for p in ("scipy.differentiate.hessian", "scipy.differentiate.hessian (default)", "dense central differences"):
+        for p in PEERS:
             out.append(Cell(f"logistic|{p}|-|0", functools.partial(run_logistic_peer, p)))
-        for s in seeds[:3]:
+        if importlib.util.find_spec("laplace") is not None:  # optional: see docs/uq.md for its install
+            out.append(Cell("logistic|laplace-torch|-|0", run_laplace_torch))
+        for s in seeds:
             out.append(Cell(f"logistic|zo-laplace pipeline|1100|{s}",
                             functools.partial(run_logistic, "zo-laplace pipeline (mode search + regression)", 1100, s)))
     for d in ((2000,) if quick else (10_000, 100_000)):
-        for s in (seeds[:1] if quick else seeds[:3]):
+        for s in (seeds[:1] if quick else seeds):
             out.append(Cell(f"scale|{d}|201|{s}", functools.partial(run_scale, d, 201, s)))
     if not quick:  # the mean-baseline ZoVH estimate at the same budget (which estimator wins at large d)
-        for s in seeds[:3]:
+        for s in seeds:
             out.append(Cell(f"scale|zovh|10000|201|{s}", functools.partial(run_scale, 10_000, 201, s,
                                                                             estimator="zovh")))
+        # the log-determinant against the budget (3 seeds: it is nearly deterministic, sum_k log(1 + s_k))
+        for d, budgets in SCALE_BUDGETS:
+            for b in budgets:
+                for s in seeds[:3]:
+                    out.append(Cell(f"scale|{d}|{b}|{s}", functools.partial(run_scale, d, b, s)))
+        # the default diagonal at this budget ("auto" is "isotropic": the coordinate one is unaffordable)
+        for d in (10_000, 100_000):
+            for s in seeds[:3]:
+                out.append(Cell(f"scale|isotropic|{d}|201|{s}",
+                                functools.partial(run_scale, d, 201, s, diagonal="isotropic")))
     for c in ((0.0, 0.1) if quick else (0.0, 0.03, 0.1)):
         for s in seeds:
             out.append(Cell(f"banana|{c}|{s}", functools.partial(run_banana, c, s, 1000 if quick else 4000)))
@@ -463,18 +680,28 @@ def report(rows: list[dict], *, command: str) -> str:
         r0 = lo[0]
         lines += ["### Bayesian logistic regression on `load_breast_cancer` (d = 31, alpha = 1)", "",
                   "Reference A: the exact-Hessian Laplace at the mode (closed form, log Z "
-                  f"{r0['logz_a']:.3f}); reference B: PSIS importance sampling from A (20 000 draws, k-hat "
-                  f"{r0['khat_a']:.2f}, log Z {r0['logz_is_ref']:.3f}). Errors are the largest over coordinates "
-                  "(mean error in reference standard deviations). Medians over seeds; k-hat from 1000 draws "
-                  "of the ZO posterior (its evaluations are not in nfev).", "",
-                  "| method | budget | seeds | nfev | mean err vs A | std err vs A | mean err vs B | std err vs B | "
-                  "log Z | log Z - A | k-hat |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  f"{r0['logz_a']:.3f}); IS: PSIS importance sampling from A (20 000 draws, k-hat "
+                  f"{r0['khat_a']:.2f}, log Z {r0['logz_is_ref']:.3f}); NUTS: the posterior's means and stds."]
+        for ref in (r for r in rows if r.get("bench") == "logistic-ref"):
+            lines += ["", f"NUTS (NumPyro {ref['numpyro']}): {ref['chains']} chains x {ref['draws']} draws after "
+                      f"{ref['warmup']} warm-up, {ref['nuts_seconds']:.0f} s; largest R-hat {ref['max_rhat']:.4f}, "
+                      f"smallest bulk / tail ESS {ref['min_ess_bulk']:.0f} / {ref['min_ess_tail']:.0f}, "
+                      f"{ref['divergences']} divergences (Monte Carlo error of a mean at most "
+                      f"{ref['nuts_mcse_mean']:.4f} std). Reference A against NUTS: mean {ref['a_mean_err_nuts']:.3f} "
+                      f"std, stds {ref['a_std_err_nuts']:.3f}; IS against NUTS: mean {ref['b_mean_err_nuts']:.3f} std, "
+                      f"stds {ref['b_std_err_nuts']:.3f}."]
+        lines += ["", "Errors are the largest over coordinates (mean errors in the reference's standard deviations). "
+                  "Medians over seeds; k-hat from 1000 draws of the ZO posterior (its evaluations are not in nfev); "
+                  "seconds: the fit's wall time (laplace-torch: warm, median of 5).", "",
+                  "| method | budget | seeds | nfev | seconds | mean err vs NUTS | std err vs NUTS | std err vs A | "
+                  "log Z | log Z - A | log Z - IS | k-hat |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for meth, b in sorted({(r["method"], r["budget"] if r["budget"] is not None else -1) for r in lo},
                               key=lambda k: (0 if k[0].startswith("zo") else 1, k[0], k[1])):
             rs = [r for r in lo if r["method"] == meth and (r["budget"] if r["budget"] is not None else -1) == b]
-            lines.append(f"| {meth} | {b if b >= 0 else '-'} | {len(rs)} | {_med(rs, 'nfev'):.0f} | {_med(rs, 'mean_err_a'):.2e} | "
-                         f"{_med(rs, 'std_err_a'):.2e} | {_med(rs, 'mean_err_is'):.2e} | {_med(rs, 'std_err_is'):.2e} | "
-                         f"{_med(rs, 'logz'):.3f} | {_med(rs, 'logz') - r0['logz_a']:.2e} | {_med(rs, 'khat'):.2f} |")
+            lines.append(f"| {meth} | {b if b >= 0 else '-'} | {len(rs)} | {_med(rs, 'nfev'):.0f} | "
+                         f"{_med(rs, 'seconds'):.3g} | {_med(rs, 'mean_err_nuts'):.2e} | {_med(rs, 'std_err_nuts'):.2e} | "
+                         f"{_med(rs, 'std_err_a'):.2e} | {_med(rs, 'logz'):.3f} | {_med(rs, 'logz') - r0['logz_a']:.2e} | "
+                         f"{_med(rs, 'logz') - r0['logz_is_ref']:.2e} | {_med(rs, 'khat'):.2f} |")
         lines.append("")
     sc = [r for r in rows if r.get("bench") == "scale"]
     if sc:
@@ -483,12 +710,13 @@ def report(rows: list[dict], *, command: str) -> str:
                   "samples in chunks of 100; bytes held by the posterior's factor and directions (O(M d) for M "
                   "pairs; the `20 d x 8` column is the size of the rank-20 truth).", "",
                   "| method | d | budget | seeds | fit s | 1000 samples s | logdet s | total s | bytes held | 20 d x 8 | "
-                  "logdet rel. error | KL |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for meth, d in sorted({(r["method"], r["d"]) for r in sc}):
-            rs = [r for r in sc if r["d"] == d and r["method"] == meth]
-            lines.append(f"| {meth} | {d} | {rs[0]['budget']} | {len(rs)} | {_med(rs, 't_fit'):.2f} | {_med(rs, 't_samples'):.2f} | "
+                  "logdet error (nats) | logdet rel. error | KL |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for meth, d, b in sorted({(r["method"], r["d"], r["budget"]) for r in sc}):
+            rs = [r for r in sc if r["d"] == d and r["method"] == meth and r["budget"] == b]
+            lines.append(f"| {meth} | {d} | {b} | {len(rs)} | {_med(rs, 't_fit'):.2f} | {_med(rs, 't_samples'):.2f} | "
                          f"{_med(rs, 't_logdet'):.4f} | {_med(rs, 't_total'):.2f} | {_med(rs, 'bytes_held'):.3g} | "
-                         f"{8 * 20 * d:.3g} | {_med(rs, 'logdet_rel_err'):.3f} | {_med(rs, 'kl'):.3g} |")
+                         f"{8 * 20 * d:.3g} | {_med(rs, 'logdet_signed_err'):+.1f} | {_med(rs, 'logdet_rel_err'):.3f} | "
+                         f"{_med(rs, 'kl'):.4g} |")
         lines.append("")
     ba = [r for r in rows if r.get("bench") == "banana"]
     if ba:
@@ -503,3 +731,68 @@ def report(rows: list[dict], *, command: str) -> str:
                          f"{rs[0]['logz_exact']:.4f} | {_med(rs, 'logz_laplace'):.4f} | {_med(rs, 'logz_is'):.4f} |")
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+# -- the docs' figures -----------------------------------------------------------------
+def docs_plots(out: Path) -> list[Path]:
+    """The figures of ``docs/uq.md``: diabetes marginals (60 evaluations) against the exact posterior,
+    breast-cancer marginals and pairs (1100 evaluations) against NUTS draws (the cached reference;
+    computed if missing), and the banana's pairs against exact draws with its PSIS k-hat."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    import zo_scipy.uq as uq
+    from zo_scipy.uq.plots import plot_marginals, plot_pairs
+
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def save(fig: Any, name: str, title: str) -> None:
+        fig.suptitle(title, fontsize=10)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        written.append(out / name)
+
+    with single_threaded(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = DiabetesNLL()
+        m, S, _, _ = f.exact()
+        post = uq.laplace(f, m, prior_precision=ALPHA, budget=60, find_mode=False, seed=0)
+        save(plot_marginals(post, coords=range(8), reference={"mean": m, "std": np.sqrt(np.diag(S))},
+                            names=[f"w{i}" for i in range(11)]),
+             "diabetes_marginals.png", "load_diabetes: ZO Laplace with 60 evaluations vs the exact posterior (dashed)")
+
+        g = LogisticNLL()
+        ref = nuts_reference(g.alpha)
+        assert ref is not None
+        post = uq.laplace(g, g.reference["mode"], prior_precision=g.alpha, budget=1100, find_mode=False, seed=0)
+        gap = np.abs(post.mean - ref["mean"]) / ref["std"]
+        coords = [int(i) for i in np.argsort(-gap)[:8]]  # the coordinates where Laplace and NUTS differ most
+        names = [f"w{i}" for i in range(31)]
+        save(plot_marginals(post, coords=coords, reference=ref["draws"], names=names),
+             "logistic_marginals.png", "load_breast_cancer: ZO Laplace with 1100 evaluations vs NUTS draws (dashed); "
+             "the 8 coordinates with the largest mean gap")
+        save(plot_pairs(post, coords=coords[:3], reference=ref["draws"], names=names),
+             "logistic_pairs.png", "ZO Laplace (blue) vs NUTS (black)")
+
+        b = Banana(0.1)
+        post = uq.laplace(b, np.zeros(2), find_mode=False, seed=0)
+        dg = post.diagnose(num_samples=4000, seed=0)
+        rng = np.random.default_rng(0)
+        x0 = rng.normal(0.0, b.s, 4000)
+        exact = np.column_stack([x0, b.c * x0 ** 2 + rng.normal(0.0, 1 / math.sqrt(b.b), 4000)])
+        save(plot_pairs(post, coords=(0, 1), reference=exact, names=["x0", "x1"]), "banana_pairs.png",
+             f"banana c = 0.1: Laplace (blue), exact (black)\nPSIS k-hat {dg.khat:.2f}")
+    return written
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write the figures of docs/uq.md")
+    parser.add_argument("out", type=Path, help="folder for the PNG files (docs/_static/uq)")
+    for p in docs_plots(parser.parse_args().out):
+        print(p)

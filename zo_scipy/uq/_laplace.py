@@ -391,6 +391,14 @@ def _assemble(q: _Queries, alpha: np.ndarray | None, m0: np.ndarray | None, alph
         logz += 0.5 * float(np.log(alpha / (2 * math.pi)).sum())
     step_np = step.detach().to("cpu", torch.float64).numpy()
     std = np.sqrt(marginal_variances(F).detach().to("cpu", torch.float64).numpy())
+    explored = int(q.rows.shape[0])
+    if not q.coordinate and explored < d:
+        what = ("isotropic estimate tr(H)/d" if q.isotropic_count else
+                "stated prior precision" if alpha is not None else "floor")
+        msgs.append(f"the second differences explored {explored} of d = {d} directions; in the other "
+                    f"{d - explored} the curvature is the {what}, assumed rather than measured, so the "
+                    "log-determinant and log_evidence() are not identified there (their standard error "
+                    "covers the queries' noise only)")
     if not is_min:
         under = q.fit is not None and q.fit.rank < d * (d + 1) // 2
         msgs.append(f"the curvature at the mode is not positive definite (smallest whitened eigenvalue "
