@@ -11,8 +11,9 @@ orthonormal frame (:math:`h \approx \sqrt{\epsilon}`, as finite-difference gradi
   when the box turned some points around;
 - keeps a dense quasi-Newton model :math:`B` of the Hessian: its start is ZoVH's
   curvature along the first frame, :math:`v_k^T \nabla^2 f v_k \approx (y^+_k + y^-_k - 2 f(x_0))/\mu^2`
-  (:func:`frame_curvature`), and every later iteration adds the BFGS secant update from
-  the change of the fitted gradient between consecutive centres (:func:`bfgs_update`);
+  (:func:`frame_curvature`), and every later iteration adds the self-scaling BFGS secant
+  update from the change of the fitted gradient between consecutive centres
+  (:func:`bfgs_update`);
 - takes the trust-region step :math:`\min_{|p| \le \Delta} g^T p + \tfrac12 p^T B p`
   (:func:`trust_region_step`), accepted on the measured decrease.
 
@@ -23,6 +24,13 @@ from __future__ import annotations
 import math
 
 import torch
+
+#: :func:`bfgs_update` shrinks a model that overestimates the curvature along the step by more
+#: than this factor. Measured on the ``smooth`` benchmark's problems (development runs at d = 10,
+#: 40, 100): scaling at any overestimate (1) gave the best gaps but a model whose error no longer
+#: shrinks; 4 and above changed nothing; 2 kept most of the gain (the 40-d ellipsoids 10-100x
+#: closer than plain BFGS, the 40-d Rosenbrock 2-5x) with a model that still converges.
+SELF_SCALE_RATIO = 2.0
 
 
 def trust_region_step(B: torch.Tensor, g: torch.Tensor, radius: float) -> tuple[torch.Tensor, float]:
@@ -83,15 +91,24 @@ def frame_curvature(V: torch.Tensor, y_plus: torch.Tensor, y_minus: torch.Tensor
     return V.T @ ((c / sq.pow(2))[:, None] * V)
 
 
-def bfgs_update(B: torch.Tensor, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def bfgs_update(B: torch.Tensor, s: torch.Tensor, y: torch.Tensor, *, self_scale: bool = True) -> torch.Tensor:
     r"""The BFGS update :math:`B + \frac{y y^T}{y^T s} - \frac{B s s^T B}{s^T B s}`; skipped
     (``B`` returned unchanged) when the curvature condition :math:`y^T s > 0` fails, which
-    keeps ``B`` positive definite."""
+    keeps ``B`` positive definite.
+
+    With ``self_scale`` (default), a model that overestimates the curvature along the step by
+    more than :data:`SELF_SCALE_RATIO`, :math:`s^T B s > 2\, y^T s`, is first shrunk by
+    :math:`\tau = y^T s / s^T B s` (Oren and Luenberger's self-scaling). Plain BFGS corrects overestimated eigenvalues only slowly,
+    one step direction at a time, and a model started where the function is stiff (the
+    curvature at ``x0``) then keeps the steps short for many iterations."""
     sy = float(s @ y)
     Bs = B @ s
     sBs = float(s @ Bs)
     if not (sy > 1e-12 * float(s.norm()) * float(y.norm()) and sBs > 0 and math.isfinite(sy)):
         return B
+    if self_scale and sBs > SELF_SCALE_RATIO * sy:
+        tau = sy / sBs
+        B, Bs, sBs = B * tau, Bs * tau, sy
     return B + torch.outer(y, y) / sy - torch.outer(Bs, Bs) / sBs
 
 
@@ -107,4 +124,4 @@ def fit_gradient(D: torch.Tensor, r: torch.Tensor, prior: torch.Tensor) -> torch
     return prior + torch.linalg.lstsq(D, residual, driver="gelsd" if D.device.type == "cpu" else None).solution[:, 0]
 
 
-__all__ = ["bfgs_update", "fit_gradient", "frame_curvature", "trust_region_step"]
+__all__ = ["SELF_SCALE_RATIO", "bfgs_update", "fit_gradient", "frame_curvature", "trust_region_step"]
