@@ -202,17 +202,21 @@ def run_accuracy(name: str, label: str, opts: dict[str, Any], seed: int) -> dict
     exact = prob.hypergradient(x)
     t0 = time.perf_counter()
     se: np.ndarray | None = None
+    bias: np.ndarray | None = None
     with single_threaded():
         if "pzobo" in opts:
             g, nfev = pzobo_estimate(prob, x, int(opts["pzobo"]), seed)
         else:
             r = zb.hypergradient(prob.upper, prob.lower, x, prob.y_star(x), seed=seed, vectorized=True, **opts)
             g, nfev, se = r.grad, r.nfev, r.stderr
+            bias = r.bias
     err = g - exact
     row: dict[str, Any] = {
         "kind": "accuracy", "problem": name, "method": label, "seed": seed, "nfev": int(nfev),
         "cosine": float(g @ exact / (np.linalg.norm(g) * np.linalg.norm(exact))),
         "relerr": float(np.linalg.norm(err) / np.linalg.norm(exact)), "seconds": round(time.perf_counter() - t0, 3)}
+    if bias is not None:  # the Richardson-extrapolated estimate grad - bias
+        row["relerr_extrapolated"] = float(np.linalg.norm(err - bias) / np.linalg.norm(exact))
     if se is not None:
         row["coverage"] = float(np.mean(np.abs(err) <= 2 * se + 1e-12 * np.abs(exact).max()))
     return row
@@ -314,6 +318,42 @@ def run_outer(name: str, method: str, budget: int, seed: int) -> dict[str, Any]:
     return {"kind": "outer", "problem": name, "method": method, "seed": seed, "budget": budget, "nfev": int(nfev),
             "fopt": fopt, "best": float(best), "subopt": float((best - fopt) / abs(fopt)), "evals_to_1pct": to1,
             "subopt_trace": [[n, (b - fopt) / abs(fopt)] for n, b in trace],
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def run_logistic_diagnosis(seed: int) -> dict[str, Any]:
+    """Where the evaluations of :func:`zo_scipy.bilevel.minimize` go on the logistic problem: run to its own
+    convergence (no budget), every outer point compared with the analytic hypergradient and F."""
+    import scipy.optimize
+
+    import zo_scipy.bilevel as zb
+
+    prob = problem("logistic")
+    fopt = exact_optimum("logistic")
+    half = box("logistic")
+    J = zb.jac(prob.upper, prob.lower, np.zeros(prob.q), seed=seed, vectorized=True, inner_tol_min=1e-6)
+    points: list[list[float]] = []
+    t0 = time.perf_counter()
+
+    def jac(x: np.ndarray) -> np.ndarray:
+        g = J(x)
+        exact = prob.hypergradient(x)
+        points.append([J.nfev_upper + J.nfev_lower, float(g @ exact / (np.linalg.norm(g) * np.linalg.norm(exact))),
+                       float(np.linalg.norm(g - exact) / np.linalg.norm(exact)), abs(J.fun(x) - prob.value(x)),
+                       (prob.value(x) - fopt) / abs(fopt)])
+        return g
+
+    with single_threaded(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scipy.optimize.minimize(J.fun, np.zeros(prob.p), jac=jac, method="L-BFGS-B", bounds=[(-half, half)] * prob.p,
+                                options={"maxiter": 10_000, "gtol": 1e-5})
+    P = np.array(points)
+    cost = np.diff(np.concatenate([[0.0], P[:, 0]]))
+    late = cost[len(cost) // 2:]
+    return {"kind": "diagnosis", "problem": "logistic", "seed": seed, "points": len(P), "nfev": int(P[-1, 0]),
+            "min_cosine": float(P[:, 1].min()), "median_relerr": float(np.median(P[:, 2])),
+            "max_relerr": float(P[:, 2].max()), "max_value_error": float(P[:, 3].max()),
+            "median_cost_late": float(np.median(late)), "final_subopt": float(np.minimum.accumulate(P[:, 4])[-1]),
             "seconds": round(time.perf_counter() - t0, 3)}
 
 
@@ -440,6 +480,35 @@ def run_hyperclean(method: str, budget: int, seed: int, *, n_train: int = 1000) 
             "flagged": int(flagged.sum()), "trace": trace, "seconds": round(time.perf_counter() - t0, 3), **extra}
 
 
+HC_ESTIMATORS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("matrix-free CG, 5 iterations", {"hessian": "products", "cg_tol": 1e-12, "cg_maxiter": 5, "mu": 1e-4}),
+    ("matrix-free CG, 10 iterations", {"hessian": "products", "cg_tol": 1e-12, "cg_maxiter": 10, "mu": 1e-4}),
+    ("matrix-free CG, 20 iterations", {"hessian": "products", "cg_tol": 1e-12, "cg_maxiter": 20, "mu": 1e-4}),
+    ("four-point, ZoVH H_yy M=200", {"hessian": "zovh", "num_queries": 200, "mu": 1e-4}),
+    ("four-point, ZoVH H_yy M=2000", {"hessian": "zovh", "num_queries": 2000, "mu": 1e-4}),
+)
+
+
+def run_hyperclean_accuracy(label: str, opts: dict[str, Any], seed: int, *, n_train: int = 1000) -> dict[str, Any]:
+    """Hypergradient accuracy on the hyper-cleaning problem at a random x (uniform in [-1, 1]^p, by seed),
+    against the analytic hypergradient at the exact inner solution."""
+    import zo_scipy.bilevel as zb
+    from zo_scipy.bilevel.problems import HyperCleaning
+
+    pr = HyperCleaning(n_train=n_train)
+    x = np.random.default_rng([seed, 23]).uniform(-1, 1, pr.p)
+    t0 = time.perf_counter()
+    with single_threaded(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        w = pr.y_star(x, warm=np.zeros(pr.q))
+        exact = pr.hypergradient_at(x, w)
+        r = zb.hypergradient(pr.upper, pr.lower, x, w, seed=seed, vectorized=True, **opts)
+    return {"kind": "accuracy", "problem": "hyperclean", "method": label, "seed": seed, "nfev": int(r.nfev),
+            "cosine": float(r.grad @ exact / (np.linalg.norm(r.grad) * np.linalg.norm(exact))),
+            "relerr": float(np.linalg.norm(r.grad - exact) / np.linalg.norm(exact)),
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
 def run_hyperclean_references(n_train: int = 1000) -> dict[str, Any]:
     """Test accuracy of the inner model on all training data (weight 1 each; and 1/2 each, the start
     x = 0) and on the clean samples only."""
@@ -471,9 +540,17 @@ def cells(*, quick: bool, seeds: list[int] | None) -> list[Cell]:
             for s in seeds[:3]:
                 out.append(Cell(f"outer|logistic|{method}|100000|{s}",
                                 functools.partial(run_outer, "logistic", method, 100_000, s)))
+    if not quick:
+        for s in seeds[:3]:
+            out.append(Cell(f"diagnosis|logistic|{s}", functools.partial(run_logistic_diagnosis, s)))
     # data hyper-cleaning (p = 1000, q = 650): 3 seeds (each of ours takes minutes); quick: 120 training samples
     n_train, hc_budget = (120, 400_000) if quick else (1000, HC_BUDGET)
     out.append(Cell(f"hyperclean_reference|{n_train}", functools.partial(run_hyperclean_references, n_train)))
+    if not quick:
+        for label, opts in HC_ESTIMATORS:
+            for s in seeds[:3]:
+                out.append(Cell(f"accuracy|hyperclean|{label}|{s}",
+                                functools.partial(run_hyperclean_accuracy, label, opts, s)))
     for method in (HC_METHODS[0], HC_METHODS[4]) if quick else HC_METHODS:
         for s in seeds[:3]:
             out.append(Cell(f"hyperclean|{n_train}|{method}|{hc_budget}|{s}",
@@ -488,19 +565,20 @@ def _med(values: list[float]) -> float:
 def report(rows: list[dict], *, command: str) -> str:
     lines = ["## Bilevel: implicit hypergradients from values", "", f"```\n{command}\n```", ""]
     acc = [r for r in rows if r.get("kind") == "accuracy"]
-    for name in ("ridge", "quadratic", "logistic"):
+    for name in ("ridge", "quadratic", "logistic", "hyperclean"):
         rs = [r for r in acc if r["problem"] == name]
         if not rs:
             continue
         title = {"ridge": "per-feature ridge, load_diabetes (p = q = 10)",
                  "quadratic": "benchopt-style quadratic (p = 10, q = 100)",
-                 "logistic": "per-feature logistic regression, load_breast_cancer (p = 30, q = 31)"}[name]
+                 "logistic": "per-feature logistic regression, load_breast_cancer (p = 30, q = 31)",
+                 "hyperclean": "data hyper-cleaning, load_digits (p = 1000, q = 650)"}[name]
         lines += [f"### Hypergradient accuracy: {title}", "",
                   f"Medians over {len({r['seed'] for r in rs})} outer points; evaluations = upper + lower "
                   "(charged, for the PZOBO-style peer); coverage = share of coordinates with "
                   "|error| <= 2 stderr.", "",
                   "| estimator | evaluations | cosine | relative error | coverage |", "|---|---|---|---|---|"]
-        order = [label for label, _ in estimators(name, quick=False)]
+        order = [label for label, _ in (HC_ESTIMATORS if name == "hyperclean" else estimators(name, quick=False))]
         for label in sorted(dict.fromkeys(r["method"] for r in rs),
                             key=lambda m: order.index(m) if m in order else len(order)):
             g = [r for r in rs if r["method"] == label]
@@ -508,6 +586,10 @@ def report(rows: list[dict], *, command: str) -> str:
             lines.append(f"| {label} | {_med([r['nfev'] for r in g]):.0f} | {_med([r['cosine'] for r in g]):.4f} | "
                          f"{_med([r['relerr'] for r in g]):.2e} | {(f'{_med(cov):.2f}' if cov else '-')} |")
         lines.append("")
+        ext = [r["relerr_extrapolated"] for r in rs if "relerr_extrapolated" in r]
+        if ext:
+            lines += [f"With bias_check, the extrapolated estimate grad - bias has median relative error "
+                      f"{_med(ext):.2e}.", ""]
     titles = {"ridge": "per-feature ridge on load_diabetes (p = q = 10), box [-8, 8]^10",
               "logistic": "per-feature L2 logistic regression on load_breast_cancer (p = 30, q = 31), box [-5, 5]^30"}
     for name, title in titles.items():
@@ -526,6 +608,19 @@ def report(rows: list[dict], *, command: str) -> str:
             lines.append(f"| {method} | {_med([r['subopt'] for r in g]):.2e} | "
                          f"{(f'{_med(reach):.0f}' if reach else 'not reached')} ({len(reach)}/{len(g)}) | "
                          f"{_med([r['nfev'] for r in g]):.0f} |")
+        lines.append("")
+    diag = [r for r in rows if r.get("kind") == "diagnosis"]
+    if diag:
+        lines += ["### Where the evaluations go: logistic outer loop run to its own convergence", "",
+                  "zo_scipy.bilevel.minimize (L-BFGS-B, gtol 1e-5, no budget), every outer point compared with the "
+                  "analytic hypergradient and F; cost per point = median over the second half of the points.", "",
+                  "| seed | outer points | evaluations | final suboptimality | min cosine | median / max relative error "
+                  "| max abs error of F | evaluations per point (mean; median of the late half) |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in sorted(diag, key=lambda r: r["seed"]):
+            lines.append(f"| {r['seed']} | {r['points']} | {r['nfev']} | {r['final_subopt']:.1e} | {r['min_cosine']:.4f} | "
+                         f"{r['median_relerr']:.1e} / {r['max_relerr']:.1e} | {r['max_value_error']:.1e} | "
+                         f"{r['nfev'] / r['points']:.0f}; {r['median_cost_late']:.0f} |")
         lines.append("")
     refs = next((r for r in rows if r.get("kind") == "hyperclean_reference"), None)
     hc = [r for r in rows if r.get("kind") == "hyperclean"]

@@ -325,7 +325,7 @@ class HyperCleaning:
         return (self.Ava.T @ (P - self.Yva) / len(self.tva)).reshape(-1)
 
     def hypergradient_at(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """:math:`\nabla F(x)` by the implicit function theorem at the inner solution ``w``."""
+        r""":math:`\nabla F(x)` by the implicit function theorem at the inner solution ``w``."""
         v = np.linalg.solve(self.hessian(x, w), self.grad_upper(w))
         P = self._probs(self.Atr, w)
         s = 0.5 * (1 + np.tanh(np.asarray(x) / 2))
