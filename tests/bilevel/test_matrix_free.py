@@ -103,3 +103,16 @@ def test_bias_check_explains_the_error(seed):
     # the O(mu^2) bias dominates the error; Richardson leaves O(mu^4): far below it (mu = 1e-3)
     assert np.linalg.norm(err - r.bias) < 0.05 * np.linalg.norm(err)
     assert np.mean(np.abs(err) <= 2 * r.stderr) >= 0.9
+
+
+def test_outer_loop_skips_the_fresh_hessian_at_the_floor():
+    prob = PerFeatureLogistic()
+    x = np.zeros(prob.p)
+    J = zb.jac(prob.upper, prob.lower, prob.y_star(x) + 0.01, inner_tol=1e-15, inner_tol_min=1e-15, seed=0,
+               vectorized=True)
+    with pytest.warns(RuntimeWarning, match="stalled"):
+        J.evaluate(x)
+    q = prob.q
+    one_hessian = q * (q + 1) + 1 + 4 * (prob.p + 1)  # a second attempt would add at least this again
+    assert J.last is not None and J.last.newton_stalled
+    assert J.nfev_lower < 2 * one_hessian

@@ -246,7 +246,10 @@ def hypergradient(
         conjugate gradients on value-only products
         :math:`(Hw)_j \approx |w|[g(y{+}\epsilon\hat w{+}\mu e_j) - g(y{+}\epsilon\hat w) - g(y{+}\mu e_j)
         + g(y)]/(\epsilon\mu)`, ``q + 1`` evaluations each after ``2q + 1`` shared ones at ``y``
-        (:func:`zo_scipy.core.mixed.hessp_from_values`; bias :math:`O(\mu)`); forces ``inverse="cg"``.
+        (:func:`zo_scipy.core.mixed.hessp_from_values`; bias :math:`O(\mu)`); forces ``inverse="cg"``
+        and ignores ``lower_hessp``. Its ``stderr`` propagates the error of :math:`\nabla_y f` through
+        the inverse as :math:`|v|/|\nabla_y f|` times that error (exact for :math:`H = cI`; ``q`` solves
+        would be needed otherwise).
     inverse : {"woodbury", "cg"}
         Woodbury on the low-rank positive part of the estimate plus :math:`\lambda I`
         (default; in the eigen-form, :func:`zo_scipy.core.mixed.spectral_solve`), or conjugate
@@ -549,7 +552,7 @@ def hypergradient(
     if not inner_solved:
         flags.append(f"inner problem not solved at y: Newton distance {inner_step:.3g} > inner_tol * max(1, |y|) "
                      f"(|grad_y g| = {gnorm:.3g}); the hypergradient is that of a nearby problem"
-                     + ("; Newton steps stalled at the estimate's precision floor (raise mu or inner_tol)"
+                     + ("; Newton steps stalled at the precision the finite differences allow (loosen inner_tol)"
                         if stalled else ""))
     if indefinite:
         flags.append(f"H_yy estimate indefinite (eigenvalues {lmin:.3g} .. {lmax:.3g}): clipped and damped")
