@@ -116,3 +116,49 @@ def test_outer_loop_skips_the_fresh_hessian_at_the_floor():
     one_hessian = q * (q + 1) + 1 + 4 * (prob.p + 1)  # a second attempt would add at least this again
     assert J.last is not None and J.last.newton_stalled
     assert J.nfev_lower < 2 * one_hessian
+
+
+def test_preconditioned_cg():
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+    A = torch.from_numpy(Q @ np.diag(np.logspace(-3, 0, 8)) @ Q.T)
+    b = torch.from_numpy(rng.standard_normal(8))
+    exact = torch.linalg.solve(A, b)
+    Ainv = torch.linalg.inv(A)
+    plain = conjugate_gradient(lambda v: A @ v, b, tol=1e-10)
+    exact_pre = conjugate_gradient(lambda v: A @ v, b, tol=1e-10, precondition=lambda r: Ainv @ r)
+    poor = conjugate_gradient(lambda v: A @ v, b, tol=1e-10, precondition=lambda r: 2.0 * r)  # M = I / 2
+    assert exact_pre.iterations == 1 and torch.allclose(exact_pre.x, exact, rtol=1e-8, atol=0)
+    # a poor preconditioner costs iterations, never accuracy
+    for res in (plain, poor):
+        assert float((A @ res.x - b).norm() / b.norm()) <= 1e-9
+
+
+def test_hypergradient_with_a_reused_hessian_as_preconditioner():
+    prob = RandomQuadratic(p=3, q=25, seed=5)
+    x = np.array([0.3, -0.2, 1.0])
+    y = prob.y_star(x)
+    first = zb.hypergradient(prob.upper, prob.lower, x, y, seed=0, vectorized=True)
+    pre = zb.hypergradient(prob.upper, prob.lower, x, y, hessian="products", preconditioner=first.hessian,
+                           cg_tol=1e-10, seed=1, vectorized=True)
+    plain = zb.hypergradient(prob.upper, prob.lower, x, y, hessian="products", cg_tol=1e-10, cg_maxiter=100,
+                             seed=1, vectorized=True)
+    exact = prob.hypergradient(x)
+    assert rel(pre.grad, exact) < 1e-6 and rel(plain.grad, exact) < 1e-6
+    # H_yy is constant on a quadratic: the measured one is exact up to round-off, so PCG needs 1-2 iterations
+    assert pre.cg_iterations <= 2 < plain.cg_iterations
+    small = RandomQuadratic(p=2, q=4, seed=0)
+    wrong = zb.hypergradient(small.upper, small.lower, np.zeros(2), small.y_star(np.zeros(2)), seed=0).hessian
+    with pytest.raises(ValueError, match="preconditioner must be a 25 x 25"):
+        zb.hypergradient(prob.upper, prob.lower, x, y, hessian="products", preconditioner=wrong)
+
+
+def test_outer_loop_reusing_the_hessian_costs_less_for_the_same_iterates():
+    prob = RandomQuadratic(p=3, q=25, seed=4)
+    runs = {}
+    for reuse in (True, False):
+        runs[reuse] = zb.minimize(prob.upper, prob.lower, np.zeros(3), np.zeros(25), method="sgd", lr=0.05,
+                                  maxiter=6, seed=0, vectorized=True, reuse_hessian=reuse, cg_tol=1e-10)
+    # q(q+1) + 1 = 651 evaluations of H_yy at every point without reuse, once with it
+    np.testing.assert_allclose(runs[True].x, runs[False].x, rtol=0, atol=1e-6)
+    assert runs[True].nfev_lower < 0.6 * runs[False].nfev_lower

@@ -212,6 +212,7 @@ def hypergradient(
     cg_maxiter: int | None = None,
     v0: Any = None,
     bias_check: bool = False,
+    preconditioner: LowRankHessian | None = None,
 ) -> HypergradientResult:
     r"""Estimate :math:`\nabla F(x)` for :math:`F(x) = f(x, y^*(x))`,
     :math:`y^*(x) = \arg\min_y g(x, y)`, from values of ``upper`` = f and ``lower`` = g only.
@@ -287,6 +288,11 @@ def hypergradient(
     v0 : array_like, optional
         Starting guess for the CG solve of ``v`` (e.g. ``v`` of the previous outer point: the
         query reuse of :func:`minimize` with ``inverse="cg"``); ignored by Woodbury.
+    preconditioner : LowRankHessian, optional
+        An earlier :math:`H_{yy}` estimate (e.g. ``result.hessian`` of a nearby point) used as the
+        preconditioner of every CG solve (``hessian="products"`` or ``inverse="cg"``), clipped to
+        its positive part and damped by :func:`auto_damping`. CG still runs to ``cg_tol`` on the
+        current products, so a stale preconditioner costs iterations, never accuracy.
     bias_check : bool
         Also estimate the deterministic :math:`O(\mu^2)` finite-difference bias (left out of the
         sampling ``stderr``) Richardson-style: a second estimate at :math:`\mu/2` at the same ``y``
@@ -396,6 +402,17 @@ def hypergradient(
             lam = auto_damping(evals, q) if damping == "auto" else float(damping)
             indefinite = kind == "regression" and lmin < -1e-6 * lmax
             P_pd = positive_definite(H_raw, method="clip")
+        precondition: Callable[[torch.Tensor], torch.Tensor] | None = None
+        if preconditioner is not None:
+            if preconditioner.dim != q:
+                raise ValueError(f"preconditioner must be a {q} x {q} estimate, got dimension {preconditioner.dim}")
+            pre_pd = positive_definite(preconditioner, method="clip")
+            pre_lam = auto_damping(preconditioner.coef, q)
+            if not pre_lam > 0:
+                pre_lam = 1e-13 * max(float(preconditioner.coef.max()), 1e-300)
+
+            def precondition(r: torch.Tensor) -> torch.Tensor:
+                return spectral_solve(pre_pd, r, pre_lam)
         if kind == "products":
             tol_cg = 1e-3 if cg_tol is None else float(cg_tol)
             maxit_cg = min(4 * q, 50) if cg_maxiter is None else int(cg_maxiter)
@@ -412,7 +429,7 @@ def hypergradient(
 
             def solve(b: torch.Tensor, x0: torch.Tensor | None = None, tol: float | None = None) -> torch.Tensor:
                 res = conjugate_gradient(matvec, b, tol=tol_cg if tol is None else tol, maxiter=maxit_cg, x0=x0,
-                                         exact_residual=False)
+                                         exact_residual=False, precondition=precondition)
                 cg_iters[0] = res.iterations
                 if res.nonpositive:
                     raise CurvatureError("CG met non-positive curvature of H_yy: y is not a minimum of lower(x, .)")
@@ -447,7 +464,8 @@ def hypergradient(
                 if b.ndim == 2:
                     return torch.stack([solve(col) for col in b.T], 1)
                 res = conjugate_gradient(matvec, b, tol=1e-10 if cg_tol is None else float(cg_tol),
-                                         maxiter=4 * q if cg_maxiter is None else int(cg_maxiter), x0=x0)
+                                         maxiter=4 * q if cg_maxiter is None else int(cg_maxiter), x0=x0,
+                                         precondition=precondition)
                 cg_iters[0] = res.iterations
                 if res.nonpositive:
                     raise CurvatureError("CG met non-positive curvature of H_yy: y is not a minimum of lower(x, .)")
