@@ -662,7 +662,7 @@ def plot(rows: list[dict], path: str) -> None:
         rs = [r for r in rows if r.get("kind") == "accuracy" and r["problem"] == name]
         fams = {"default": "C0", "four-point, ZoVH": "C1", "block": "C2", "PZOBO": "C3"}
         for fam, color in fams.items():
-            g = [r for r in rs if r["method"].startswith(fam)]
+            g = [r for r in rs if r["method"].startswith(fam) and "bias_check" not in r["method"]]
             by: dict[str, list[dict]] = {}
             for r in g:
                 by.setdefault(r["method"], []).append(r)
