@@ -17,13 +17,13 @@ from ..core.evaluation import BatchObjective
 from ..core.hessian import zovh_hessian
 from ..core.lowrank import LowRankHessian, positive_definite, spectral_form
 from ..core.mixed import (
-    block_mixed_product, block_yy, conjugate_gradient, four_point_mixed_product, four_point_points,
-    lstsq_gradient_stderr, second_difference_design, second_difference_hessian,
-    spectral_solve,
+    block_mixed_product, block_yy, conjugate_gradient, coordinate_gradient, coordinate_points,
+    four_point_mixed_product, four_point_points, hessp_from_values, hessp_points, lstsq_gradient_stderr,
+    second_difference_design, second_difference_hessian, spectral_solve,
 )
 
 MixedKind = Literal["four_point", "block"]
-HessianKind = Literal["auto", "regression", "zovh"]
+HessianKind = Literal["auto", "regression", "zovh", "products"]
 InverseKind = Literal["woodbury", "cg"]
 OnInexact = Literal["warn", "raise", "ignore"]
 
@@ -49,7 +49,11 @@ class HypergradientResult:
         The estimate, shaped like ``x``.
     stderr : numpy.ndarray
         Its per-coordinate standard error (sampling error of every estimated piece,
-        propagated to first order; the :math:`O(\mu^2)` finite-difference bias is not in it).
+        propagated to first order; the :math:`O(\mu^2)` finite-difference bias is in it only
+        with ``bias_check=True``).
+    bias : numpy.ndarray or None
+        With ``bias_check=True``: the Richardson estimate of the :math:`O(\mu^2)` bias of ``grad``
+        (``grad - bias`` is the extrapolated estimate); None otherwise.
     grad_x_upper, grad_y_upper : numpy.ndarray
         :math:`\nabla_x f`, :math:`\nabla_y f` at ``(x, y)``.
     mixed : numpy.ndarray
@@ -68,7 +72,8 @@ class HypergradientResult:
     inner_solved : bool
         ``inner_step <= inner_tol * max(1, |y|)``.
     hessian_eigenvalues : tuple of float
-        Smallest and largest eigenvalue of the raw :math:`H_{yy}` estimate.
+        Smallest and largest eigenvalue of the raw :math:`H_{yy}` estimate (``hessian="products"``:
+        the smallest and largest Rayleigh quotient :math:`p^THp/p^Tp` CG met, inner bounds of the spectrum).
     indefinite : bool
         The raw estimate has a negative eigenvalue beyond round-off (second-difference
         regression only: a ZoVH estimate is always indefinite).
@@ -78,7 +83,14 @@ class HypergradientResult:
         :math:`y - (H_{yy} + \lambda I)^{-1} \nabla_y g` (a warm start for the next inner solve).
     nfev_upper, nfev_lower : int
         Evaluations of each function.
-    hessian, mixed_kind : the inner Hessian estimate (low-rank form) and the estimator used.
+    hessian, mixed_kind : the inner Hessian estimate (low-rank form; None for ``hessian="products"``,
+        which never forms it) and the estimator used.
+    cg_iterations : int
+        Conjugate-gradient iterations spent on ``v`` (0 for a direct solve).
+    newton_stalled : bool
+        A Newton step (``newton_steps``) failed to halve the Newton distance: the inner
+        problem is solved as far as this estimate can tell (its finite-difference floor), and
+        more steps or a fresh :math:`H_{yy}` would not help.
     message : str
         Summary, with any flag raised.
     """
@@ -102,8 +114,11 @@ class HypergradientResult:
     nfev_upper: int
     nfev_lower: int
     mixed_kind: str
-    hessian: LowRankHessian = field(repr=False)
+    hessian: LowRankHessian | None = field(repr=False)
     message: str = ""
+    cg_iterations: int = 0
+    newton_stalled: bool = False
+    bias: np.ndarray | None = None
 
     @property
     def nfev(self) -> int:
@@ -193,6 +208,11 @@ def hypergradient(
     seed: int | None = None,
     workers: Any = 1,
     vectorized: bool = False,
+    cg_tol: float | None = None,
+    cg_maxiter: int | None = None,
+    v0: Any = None,
+    bias_check: bool = False,
+    preconditioner: LowRankHessian | None = None,
 ) -> HypergradientResult:
     r"""Estimate :math:`\nabla F(x)` for :math:`F(x) = f(x, y^*(x))`,
     :math:`y^*(x) = \arg\min_y g(x, y)`, from values of ``upper`` = f and ``lower`` = g only.
@@ -215,14 +235,22 @@ def hypergradient(
         estimate, which reuses the ZoVH queries of :math:`H_{yy}` (no extra evaluation; forces
         ``hessian="zovh"``). Measured on the docs page: the four-point estimate is far more
         accurate per evaluation on every benchmark problem, hence the default.
-    hessian : {"auto", "regression", "zovh"}
+    hessian : {"auto", "regression", "zovh", "products"}
         :math:`H_{yy}` by least squares on second differences in ``y``
         (``q(q+1)/2`` antithetic pairs of a rotated coordinate design, exact to :math:`O(\mu^2)` on smooth problems) or by ZoVH
         on joint queries in ``(x, y)`` (``num_queries`` of them, low rank, unbiased but noisy).
         ``"auto"`` (default): the regression (``q(q+1) + 1`` evaluations), unless ``num_queries`` is
         given and smaller, then ZoVH with that many. Measured on the docs page: at equal
         evaluations the regression is far more accurate on smooth problems (ZoVH's relative error
-        is about :math:`(p+q)/\sqrt M`).
+        is about :math:`(p+q)/\sqrt M`). ``"products"``: no matrix at all, for large ``q`` (the
+        regression's :math:`q^2` evaluations out of reach): ``v`` and the Newton distance by
+        conjugate gradients on value-only products
+        :math:`(Hw)_j \approx |w|[g(y{+}\epsilon\hat w{+}\mu e_j) - g(y{+}\epsilon\hat w) - g(y{+}\mu e_j)
+        + g(y)]/(\epsilon\mu)`, ``q + 1`` evaluations each after ``2q + 1`` shared ones at ``y``
+        (:func:`zo_scipy.core.mixed.hessp_from_values`; bias :math:`O(\mu)`); forces ``inverse="cg"``
+        and ignores ``lower_hessp``. Its ``stderr`` propagates the error of :math:`\nabla_y f` through
+        the inverse as :math:`|v|/|\nabla_y f|` times that error (exact for :math:`H = cI`; ``q`` solves
+        would be needed otherwise).
     inverse : {"woodbury", "cg"}
         Woodbury on the low-rank positive part of the estimate plus :math:`\lambda I`
         (default; in the eigen-form, :func:`zo_scipy.core.mixed.spectral_solve`), or conjugate
@@ -253,6 +281,24 @@ def hypergradient(
         flag), :class:`InnerNotSolvedError`, or only the flag.
     seed : int, optional
         Seed of the local direction generator.
+    cg_tol, cg_maxiter : float, int, optional
+        Relative residual and iteration cap of conjugate gradients (defaults: ``1e-10`` and
+        ``4 q``; with ``hessian="products"``: ``1e-3`` and ``min(4 q, 50)``, each iteration costing
+        ``q + 1`` evaluations, for ``v`` and again for the Newton distance).
+    v0 : array_like, optional
+        Starting guess for the CG solve of ``v`` (e.g. ``v`` of the previous outer point: the
+        query reuse of :func:`minimize` with ``inverse="cg"``); ignored by Woodbury.
+    preconditioner : LowRankHessian, optional
+        An earlier :math:`H_{yy}` estimate (e.g. ``result.hessian`` of a nearby point) used as the
+        preconditioner of every CG solve (``hessian="products"`` or ``inverse="cg"``), clipped to
+        its positive part and damped by :func:`auto_damping`. CG still runs to ``cg_tol`` on the
+        current products, so a stale preconditioner costs iterations, never accuracy.
+    bias_check : bool
+        Also estimate the deterministic :math:`O(\mu^2)` finite-difference bias (left out of the
+        sampling ``stderr``) Richardson-style: a second estimate at :math:`\mu/2` at the same ``y``
+        with the same seed (same directions), ``bias = (g_mu - g_{mu/2}) * 4/3``; ``stderr``
+        then includes it (:math:`\sqrt{se^2 + bias^2}`) and ``grad - bias`` is the extrapolated
+        estimate. Doubles the evaluations (default False).
     workers : int or map-like
         SciPy's ``workers`` convention; all queries of one estimation stage go in one batch.
     vectorized : bool
@@ -278,8 +324,8 @@ def hypergradient(
     p, q = xv.size, yv.size
     if mixed not in ("four_point", "block"):
         raise ValueError(f"mixed must be 'four_point' or 'block', got {mixed!r}")
-    if hessian not in ("auto", "regression", "zovh"):
-        raise ValueError(f"hessian must be 'auto', 'regression' or 'zovh', got {hessian!r}")
+    if hessian not in ("auto", "regression", "zovh", "products"):
+        raise ValueError(f"hessian must be 'auto', 'regression', 'zovh' or 'products', got {hessian!r}")
     if inverse not in ("woodbury", "cg"):
         raise ValueError(f"inverse must be 'woodbury' or 'cg', got {inverse!r}")
     if on_inexact not in ("warn", "raise", "ignore"):
@@ -291,12 +337,19 @@ def hypergradient(
     for label, fn in (("upper", upper), ("lower", lower)):
         if not callable(fn):
             raise TypeError(f"{label} must be callable, got {type(fn).__name__}")
-    if mixed == "block":
+    kind: HessianKind
+    if hessian == "products":
+        if mixed == "block":
+            raise ValueError("mixed='block' needs hessian='zovh' (it reuses the joint ZoVH queries), not 'products'")
+        kind, inverse = "products", "cg"
+    elif mixed == "block":
         kind = "zovh"
     elif hessian == "auto":  # the regression is exact at q(q+1)+1 evaluations; ZoVH only under a smaller budget
         kind = "zovh" if num_queries is not None and num_queries < q * (q + 1) + 1 else "regression"
     else:
         kind = hessian
+    if bias_check and seed is None:  # both estimates must draw the same directions
+        seed = int(np.random.default_rng().integers(2**63))
     gen = make_generator(seed)
     dt = torch.float64
     xt, yt = torch.from_numpy(xv), torch.from_numpy(yv)
@@ -308,7 +361,12 @@ def hypergradient(
         # --- the lower function: H_yy (and the block H_xy) and grad_y g, one batch -----------
         Hxy_dense: torch.Tensor | None = None
         H_joint: LowRankHessian | None = None
-        if kind == "regression":
+        base = torch.zeros(0, dtype=dt)
+        if kind == "products":
+            base = G(torch.cat([xt.expand(2 * q + 1, -1), coordinate_points(yt, mu)], 1))
+            gy_lower, gy_lower_se = coordinate_gradient(base, mu), torch.zeros(q, dtype=dt)
+            H_raw = None
+        elif kind == "regression":
             Uy, rot = second_difference_design(q, generator=gen, dtype=dt)
             n = int(Uy.shape[0])
             Y = torch.cat([yt[None], yt + mu * Uy, yt - mu * Uy])
@@ -329,20 +387,60 @@ def hypergradient(
             gy_lower, gy_lower_se = gz[p:], gz_se[p:]
 
         # --- the inverse operator -----------------------------------------------------------------
-        evals = H_raw.coef
-        lmin, lmax = float(evals.min()), float(evals.max())
-        if not lmax > 0:
-            raise CurvatureError(f"the H_yy estimate has no positive eigenvalue (largest {lmax:.3g}): y is not a "
-                                 "minimum of lower(x, .), or lower does not depend on y")
-        lam = auto_damping(evals, q) if damping == "auto" else float(damping)
-        indefinite = kind == "regression" and lmin < -1e-6 * lmax
-        P_pd = positive_definite(H_raw, method="clip")
         matvec: Callable[[torch.Tensor], torch.Tensor]
-        if inverse == "woodbury":
+        cg_iters = [0]
+        rayleigh = [math.inf, -math.inf]
+        if H_raw is None:
+            lmin, lmax, lam, indefinite = math.nan, math.nan, 0.0 if damping == "auto" else float(damping), False
+            P_pd = None
+        else:
+            evals = H_raw.coef
+            lmin, lmax = float(evals.min()), float(evals.max())
+            if not lmax > 0:
+                raise CurvatureError(f"the H_yy estimate has no positive eigenvalue (largest {lmax:.3g}): y is not a "
+                                     "minimum of lower(x, .), or lower does not depend on y")
+            lam = auto_damping(evals, q) if damping == "auto" else float(damping)
+            indefinite = kind == "regression" and lmin < -1e-6 * lmax
+            P_pd = positive_definite(H_raw, method="clip")
+        precondition: Callable[[torch.Tensor], torch.Tensor] | None = None
+        if preconditioner is not None:
+            if preconditioner.dim != q:
+                raise ValueError(f"preconditioner must be a {q} x {q} estimate, got dimension {preconditioner.dim}")
+            pre_pd = positive_definite(preconditioner, method="clip")
+            pre_lam = auto_damping(preconditioner.coef, q)
+            if not pre_lam > 0:
+                pre_lam = 1e-13 * max(float(preconditioner.coef.max()), 1e-300)
+
+            def precondition(r: torch.Tensor) -> torch.Tensor:
+                return spectral_solve(pre_pd, r, pre_lam)
+        if kind == "products":
+            tol_cg = 1e-3 if cg_tol is None else float(cg_tol)
+            maxit_cg = min(4 * q, 50) if cg_maxiter is None else int(cg_maxiter)
+
+            def matvec(w: torch.Tensor) -> torch.Tensor:
+                wn = float(w.norm())
+                if wn == 0:
+                    return torch.zeros_like(w)
+                pts = hessp_points(yt, w, mu, mu)
+                Hw = hessp_from_values(G(torch.cat([xt.expand(pts.shape[0], -1), pts], 1)), base, wn, mu, mu)
+                rq = float(w @ Hw) / wn ** 2
+                rayleigh[0], rayleigh[1] = min(rayleigh[0], rq), max(rayleigh[1], rq)
+                return Hw + lam * w
+
+            def solve(b: torch.Tensor, x0: torch.Tensor | None = None, tol: float | None = None) -> torch.Tensor:
+                res = conjugate_gradient(matvec, b, tol=tol_cg if tol is None else tol, maxiter=maxit_cg, x0=x0,
+                                         exact_residual=False, precondition=precondition)
+                cg_iters[0] = res.iterations
+                if res.nonpositive:
+                    raise CurvatureError("CG met non-positive curvature of H_yy: y is not a minimum of lower(x, .)")
+                return res.x
+        elif inverse == "woodbury":
+            assert P_pd is not None and H_raw is not None
             if lam <= 0 and (P_pd.rank_bound < q or not bool((P_pd.coef > 0).all())):
                 raise CurvatureError("H_yy estimate is singular and damping=0: pass damping > 0 or 'auto'")
 
-            def solve(b: torch.Tensor) -> torch.Tensor:
+            def solve(b: torch.Tensor, x0: torch.Tensor | None = None, tol: float | None = None) -> torch.Tensor:
+                assert P_pd is not None
                 return spectral_solve(P_pd, b, lam)
 
             matvec = H_raw.matvec
@@ -356,31 +454,51 @@ def hypergradient(
                         raise ValueError(f"lower_hessp must return {q} values, got shape {out.shape}")
                     return torch.from_numpy(out)
             else:
-                def matvec(w: torch.Tensor) -> torch.Tensor:
-                    return P_pd.matvec(w) + lam * w
+                assert P_pd is not None
+                pd_form = P_pd
 
-            def solve(b: torch.Tensor) -> torch.Tensor:
+                def matvec(w: torch.Tensor) -> torch.Tensor:
+                    return pd_form.matvec(w) + lam * w
+
+            def solve(b: torch.Tensor, x0: torch.Tensor | None = None, tol: float | None = None) -> torch.Tensor:
                 if b.ndim == 2:
                     return torch.stack([solve(col) for col in b.T], 1)
-                res = conjugate_gradient(matvec, b, tol=1e-10, maxiter=4 * q)
+                res = conjugate_gradient(matvec, b, tol=1e-10 if cg_tol is None else float(cg_tol),
+                                         maxiter=4 * q if cg_maxiter is None else int(cg_maxiter), x0=x0,
+                                         precondition=precondition)
+                cg_iters[0] = res.iterations
                 if res.nonpositive:
                     raise CurvatureError("CG met non-positive curvature of H_yy: y is not a minimum of lower(x, .)")
                 return res.x
 
         # --- Newton steps on the inner problem, reusing the measured H_yy -------------------------
+        # (matrix-free: the Newton distance is a diagnostic, CG to relative residual 0.1 suffices;
+        # CG iterates from 0 grow in norm, so it is a slight underestimate)
+        newton_tol = max(0.1, 1e-3 if cg_tol is None else float(cg_tol)) if kind == "products" else None
         ynorm = max(1.0, float(np.linalg.norm(yv)))
         steps_taken = 0
-        inner_newton = solve(gy_lower)
-        while steps_taken < newton_steps and (steps_taken == 0 or float(inner_newton.norm()) > inner_tol * ynorm):
+        inner_newton = solve(gy_lower, None, newton_tol)
+        stalled = False
+        while (steps_taken < newton_steps and not stalled
+               and (steps_taken == 0 or float(inner_newton.norm()) > inner_tol * ynorm)):
+            before = float(inner_newton.norm())
             yt = yt - inner_newton
             zt = torch.cat([xt, yt])
             steps_taken += 1
-            Vg = sample_directions(q + 2, q, generator=gen, dtype=dt)
-            Yg = torch.cat([yt + mu * Vg, yt - mu * Vg])
-            gy_lower, gy_lower_se = lstsq_gradient_stderr(
-                Vg, G(torch.cat([xt.expand(Yg.shape[0], -1), Yg], 1)), mu)
-            inner_newton = solve(gy_lower)
+            if kind == "products":  # new shared base values at the new y (they give the gradient too)
+                base = G(torch.cat([xt.expand(2 * q + 1, -1), coordinate_points(yt, mu)], 1))
+                gy_lower = coordinate_gradient(base, mu)
+            else:
+                Vg = sample_directions(q + 2, q, generator=gen, dtype=dt)
+                Yg = torch.cat([yt + mu * Vg, yt - mu * Vg])
+                gy_lower, gy_lower_se = lstsq_gradient_stderr(
+                    Vg, G(torch.cat([xt.expand(Yg.shape[0], -1), Yg], 1)), mu)
+            inner_newton = solve(gy_lower, None, newton_tol)
             ynorm = max(1.0, float(yt.norm()))
+            # Newton on an accurate H converges at least linearly at rate << 1/2; a step that does not
+            # halve the distance says the estimate's floor (finite-difference error of the gradient
+            # over the curvature) is reached: further steps cannot help
+            stalled = float(inner_newton.norm()) > 0.5 * before
         yv = yt.numpy().copy()
         if inverse == "cg":
             y_at = yv.copy()
@@ -390,7 +508,14 @@ def hypergradient(
         gf, gf_se = lstsq_gradient_stderr(Vf, F(Zf), mu)
         gx_f, gy_f = gf[:p], gf[p:]
         gx_se, gy_se = gf_se[:p].nan_to_num(0.0), gf_se[p:].nan_to_num(0.0)
-        v = solve(gy_f)
+        v_start: torch.Tensor | None = None
+        if v0 is not None and inverse == "cg":
+            v0_arr, _ = as_vector(v0, "v0")
+            if v0_arr.size != q:
+                raise ValueError(f"v0 must have {q} elements (the size of y), got {v0_arr.size}")
+            v_start = torch.from_numpy(v0_arr)
+        v = solve(gy_f, v_start)
+        v_iterations = cg_iters[0]
         bn = float(gy_f.norm())
         solve_residual = float((matvec(v) - gy_f).norm()) / bn if bn > 0 else 0.0
 
@@ -414,7 +539,14 @@ def hypergradient(
 
     grad = gx_f - m
     # first-order propagation of the errors of grad_y f (and of a ZoVH H_yy) through v
-    Pinv_se = solve(torch.diag(gy_se)) if bool((gy_se > 0).any()) else torch.zeros((q, q), dtype=dt)
+    if kind == "products":  # q solves are out of reach: |H^-1 e| ~ |v| |e| / |b| (exact for H = cI)
+        Pinv_se = torch.diag(gy_se) * (float(v.norm()) / bn if bn > 0 else 0.0)
+    elif bool((gy_se > 0).any()):
+        Pinv_se = solve(torch.diag(gy_se))
+    else:
+        Pinv_se = torch.zeros((q, q), dtype=dt)
+    if kind == "products" and math.isfinite(rayleigh[0]):
+        lmin, lmax = rayleigh[0], rayleigh[1]
     if Hxy_dense is not None:
         prop_b2 = (Hxy_dense @ Pinv_se).pow(2).sum(1)
     else:  # four-point without a matrix H_xy: scale the product by the relative error of v
@@ -437,7 +569,9 @@ def hypergradient(
     flags = []
     if not inner_solved:
         flags.append(f"inner problem not solved at y: Newton distance {inner_step:.3g} > inner_tol * max(1, |y|) "
-                     f"(|grad_y g| = {gnorm:.3g}); the hypergradient is that of a nearby problem")
+                     f"(|grad_y g| = {gnorm:.3g}); the hypergradient is that of a nearby problem"
+                     + ("; Newton steps stalled at the precision the finite differences allow (loosen inner_tol)"
+                        if stalled else ""))
     if indefinite:
         flags.append(f"H_yy estimate indefinite (eigenvalues {lmin:.3g} .. {lmax:.3g}): clipped and damped")
     message = "; ".join(flags) or "hypergradient estimated; inner problem solved to inner_tol"
@@ -450,10 +584,24 @@ def hypergradient(
     def out(t: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
         return t.detach().cpu().numpy().astype(np.float64).reshape(shape)
 
+    nfev_u, nfev_l = F.nfev, G.nfev
+    bias_arr: np.ndarray | None = None
+    if bias_check:
+        at_half = hypergradient(
+            upper, lower, xv.reshape(xshape), out(yt, yshape), mixed=mixed, hessian=kind, inverse=inverse,
+            lower_hessp=lower_hessp, damping=lam, mu=mu / 2, num_queries=num_queries, num_mixed=num_mixed,
+            mixed_fit=mixed_fit, inner_tol=inner_tol, newton_steps=0, on_inexact="ignore", seed=seed,
+            workers=workers, vectorized=vectorized, cg_tol=cg_tol, cg_maxiter=cg_maxiter,
+            v0=out(v, yshape) if inverse == "cg" else None)
+        bias_t = (grad - torch.from_numpy(at_half.grad.reshape(-1))) * (4.0 / 3.0)
+        stderr = (stderr.pow(2) + bias_t.pow(2)).sqrt()
+        bias_arr = out(bias_t, xshape)
+        nfev_u, nfev_l = nfev_u + at_half.nfev_upper, nfev_l + at_half.nfev_lower
+
     return HypergradientResult(
         grad=out(grad, xshape), stderr=out(stderr, xshape), grad_x_upper=out(gx_f, xshape),
         grad_y_upper=out(gy_f, yshape), mixed=out(m, xshape), v=out(v, yshape), solve_residual=solve_residual,
         damping=lam, inner_grad_norm=gnorm, inner_grad_stderr=gnorm_se, inner_step=inner_step,
         inner_solved=inner_solved, hessian_eigenvalues=(lmin, lmax), indefinite=indefinite,
-        newton_y=out(yt - inner_newton, yshape), y=out(yt, yshape), nfev_upper=F.nfev, nfev_lower=G.nfev, mixed_kind=mixed,
-        hessian=H_raw, message=message)
+        newton_y=out(yt - inner_newton, yshape), y=out(yt, yshape), nfev_upper=nfev_u, nfev_lower=nfev_l, mixed_kind=mixed,
+        hessian=H_raw, message=message, cg_iterations=v_iterations, newton_stalled=stalled, bias=bias_arr)

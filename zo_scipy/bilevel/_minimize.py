@@ -13,6 +13,7 @@ from scipy.optimize import OptimizeResult
 
 from .._validation import standardize_bounds
 from ..core.updates import make_update_rule
+from ..core.lowrank import LowRankHessian
 from ._hypergradient import HypergradientResult, InnerNotSolvedError, as_vector, hypergradient
 
 InnerKind = Literal["newton", "zoar"]
@@ -25,6 +26,17 @@ class HypergradientJac:
     Each new ``x`` solves the inner problem warm-started from the last solution (Newton steps on
     the estimated :math:`H_{yy}`, optionally :func:`zo_scipy.zoar` first), to a tolerance that
     tightens with every new ``x`` (HOAG): ``inner_tol_k = max(inner_tol_min, inner_tol * decay**k)``.
+    With a conjugate-gradient solve (``hessian="products"`` or ``inverse="cg"``) and
+    ``reuse_v=True`` (default), the solve of each new ``x`` starts from the ``v`` of the last one
+    (query reuse across outer steps: :math:`v(x) = H_{yy}^{-1}\nabla_y f` moves little between
+    nearby outer points, and CG still runs to its own tolerance, so the answer is as accurate).
+    ``reuse_hessian=True`` reuses queries across outer points further: :math:`H_{yy}` is measured
+    (the second-difference regression) at one point only, and the following points solve
+    matrix-free (``hessian="products"``: value-only products, ``q + 1`` evaluations each) by CG
+    preconditioned with that estimate; a point whose CG needs more than ``refresh_iterations``
+    iterations (the preconditioner went stale), or a retry, measures :math:`H_{yy}` afresh.
+    Valid for the same reason: CG runs to ``cg_tol`` on the current products whatever the
+    preconditioner.
     Build it with :func:`jac`; use it as
     ``scipy.optimize.minimize(J.fun, x0, method="L-BFGS-B", jac=J)``.
     """
@@ -33,7 +45,8 @@ class HypergradientJac:
                  y_star: Callable[[np.ndarray], Any] | None = None, inner: InnerKind = "newton",
                  inner_maxfev: int | None = None, inner_tol: float = 1e-3, tol_decay: float = 0.7,
                  inner_tol_min: float = 1e-8, max_newton: int = 5, strict: bool = False, seed: int | None = None,
-                 workers: Any = 1, vectorized: bool = False, **hypergradient_options: Any) -> None:
+                 workers: Any = 1, vectorized: bool = False, reuse_v: bool = True, reuse_hessian: bool = False,
+                 refresh_iterations: int = 5, **hypergradient_options: Any) -> None:
         if lower is None and y_star is None:
             raise ValueError("pass lower (the inner objective) or y_star (a black-box inner solver), or both")
         if inner not in ("newton", "zoar"):
@@ -47,6 +60,12 @@ class HypergradientJac:
         self.inner_tol, self.tol_decay, self.inner_tol_min = float(inner_tol), float(tol_decay), float(inner_tol_min)
         self.seed, self.workers, self.vectorized = seed, workers, vectorized
         self.options = hypergradient_options
+        self.reuse_hessian, self.refresh_iterations = bool(reuse_hessian), int(refresh_iterations)
+        self.reuse_v = bool(reuse_v) and (hypergradient_options.get("hessian") == "products"
+                                          or hypergradient_options.get("inverse") == "cg" or self.reuse_hessian)
+        self._H: LowRankHessian | None = None
+        self._v_prev: np.ndarray | None = None
+        self.cg_iterations = 0  # CG iterations spent on v, over all outer points
         self.k = 0
         self._before = 0
         self.last_cost = 0  # evaluations the last new x cost (the budget check's estimate of the next)
@@ -111,17 +130,34 @@ class HypergradientJac:
                 self._zoar_inner(xv, tol)
         assert self.lower is not None
         for it in range(3):  # a fresh H_yy estimate when the reused one's Newton steps fell short
+            opts = dict(self.options)
+            if self.reuse_hessian:  # measure H_yy once, then matrix-free CG preconditioned by it
+                if self._H is None:
+                    opts["hessian"] = "regression"
+                else:
+                    opts["hessian"], opts["preconditioner"] = "products", self._H
             hg = hypergradient(self.upper, self.lower, xv, self.y.reshape(self.yshape), inner_tol=tol,
                                newton_steps=0 if self.y_star is not None else self.max_newton,
                                on_inexact="ignore", seed=None if seed is None else seed + 7919 * it,
-                               workers=self.workers, vectorized=self.vectorized, **self.options)
+                               workers=self.workers, vectorized=self.vectorized,
+                               v0=self._v_prev if self.reuse_v else None, **opts)
+            if self.reuse_hessian:
+                if hg.hessian is not None:
+                    self._H = hg.hessian
+                elif hg.cg_iterations > self.refresh_iterations:
+                    self._H = None  # the preconditioner went stale: measure H_yy again at the next point
+            self.cg_iterations += hg.cg_iterations
+            if self.reuse_v:
+                self._v_prev = hg.v.copy()
             self.nfev_upper += hg.nfev_upper
             self.nfev_lower += hg.nfev_lower
             if self.y_star is None:
                 self.y = hg.y.reshape(-1)
-            if hg.inner_solved or self.y_star is not None:
-                break
+            if hg.inner_solved or self.y_star is not None or hg.newton_stalled:
+                break  # solved, or at the estimate's floor: a fresh H_yy would not get further
             self.y = hg.newton_y.reshape(-1)
+            if self.reuse_hessian:
+                self._H = None  # the retry is for a fresh H_yy
         assert hg is not None
         if not hg.inner_solved:
             msg = (f"outer iterate {self.k}: {hg.message}" if self.y_star is None else
@@ -202,6 +238,7 @@ def minimize(
     seed: int | None = None,
     workers: Any = 1,
     vectorized: bool = False,
+    reuse_v: bool = True,
     callback: Callable[[OptimizeResult], Any] | None = None,
     **hypergradient_options: Any,
 ) -> OptimizeResult:
@@ -243,17 +280,24 @@ def minimize(
         and record it in the trace).
     seed, workers, vectorized
         As for :func:`hypergradient`.
+    reuse_v : bool
+        Warm-start each CG solve of ``v`` at the last outer point's ``v`` (with
+        ``hessian="products"`` or ``inverse="cg"``; see :class:`HypergradientJac`).
     callback : callable, optional
         ``callback(intermediate_result)`` after each outer iteration; ``StopIteration`` ends the run.
     **hypergradient_options
-        Passed to :func:`hypergradient` (``mixed``, ``hessian``, ``mu``, ...).
+        Passed to :func:`hypergradient` (``mixed``, ``hessian``, ``mu``, ``cg_tol``, ...), and the
+        :class:`HypergradientJac` options ``reuse_hessian`` (measure :math:`H_{yy}` once and
+        precondition matrix-free CG with it at the next points; default False), ``refresh_iterations``
+        (default 5) and ``max_newton`` (default 5).
 
     Returns
     -------
     scipy.optimize.OptimizeResult
         ``x``, ``y``, ``fun`` (:math:`f(x, y)` at the final inner solution), ``jac``,
         ``nfev_upper``, ``nfev_lower``, ``nfev`` (their sum), ``nfev_y_star``, ``nit``,
-        ``success``, ``status``, ``message``, ``inner_solved`` (of the last iterate) and ``trace``
+        ``success``, ``status``, ``message``, ``inner_solved`` (of the last iterate), ``cg_iterations``
+        (spent on ``v``, all outer points) and ``trace``
         (one dict per outer iteration: ``x``, ``fun``, ``grad_norm``, ``nfev``, ``inner_tol``,
         ``inner_solved``).
     """
@@ -269,7 +313,8 @@ def minimize(
         xflat = np.clip(xflat, lo, hi)
     J = HypergradientJac(upper, lower, y0, y_star=y_star, inner=inner, inner_maxfev=inner_maxfev,
                          inner_tol=inner_tol, tol_decay=tol_decay, inner_tol_min=inner_tol_min, strict=strict,
-                         seed=seed, workers=workers, vectorized=vectorized, **hypergradient_options)
+                         seed=seed, workers=workers, vectorized=vectorized, reuse_v=reuse_v,
+                         **hypergradient_options)
     trace: list[dict[str, Any]] = []
 
     def record(x: np.ndarray, fval: float, g: np.ndarray) -> OptimizeResult:
@@ -349,5 +394,5 @@ def minimize(
     return OptimizeResult(
         x=x.reshape(xshape).copy(), y=J.y_current, fun=fval, jac=g.reshape(xshape).copy(), nit=len(trace),
         nfev_upper=J.nfev_upper, nfev_lower=J.nfev_lower, nfev=J.nfev_upper + J.nfev_lower,
-        nfev_y_star=J.nfev_y_star, success=status == 0, status=status, message=message,
+        nfev_y_star=J.nfev_y_star, cg_iterations=J.cg_iterations, success=status == 0, status=status, message=message,
         inner_solved=True if hg is None else bool(hg.inner_solved), trace=trace)

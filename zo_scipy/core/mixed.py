@@ -241,34 +241,93 @@ class CGResult:
 
 
 def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor, *, tol: float = 1e-10,
-                       maxiter: int | None = None) -> CGResult:
+                       maxiter: int | None = None, x0: torch.Tensor | None = None,
+                       exact_residual: bool = True,
+                       precondition: Callable[[torch.Tensor], torch.Tensor] | None = None) -> CGResult:
     r"""Conjugate gradients for :math:`Ax = b` with :math:`A` known by ``matvec`` only.
 
     Stops at relative residual ``tol``, after ``maxiter`` (default ``2 len(b)``) iterations,
     or at the first direction :math:`p` with :math:`p^TAp \le 0` (``nonpositive=True``; the
     iterate so far is returned, never a step along that direction). ``b = 0`` gives 0.
+    ``x0``: a starting guess (a warm start, e.g. the solution of a nearby system; one product
+    more). ``exact_residual=False`` reports the recurrence residual instead of spending one
+    more product on :math:`|b - Ax|` (the two agree up to round-off in exact products).
+    ``precondition``: :math:`r \mapsto M^{-1} r` for a symmetric positive-definite :math:`M \approx A`
+    (preconditioned CG; the stopping rule stays on the unpreconditioned residual, so a poor
+    :math:`M` costs iterations, never accuracy).
     """
     bnorm = float(b.norm())
-    x = torch.zeros_like(b)
     if bnorm == 0:
-        return CGResult(x, 0.0, 0, False)
-    r = b.clone()
-    p = r.clone()
+        return CGResult(torch.zeros_like(b), 0.0, 0, False)
+    if x0 is None:
+        x = torch.zeros_like(b)
+        r = b.clone()
+    else:
+        if x0.shape != b.shape:
+            raise ValueError(f"x0 must have shape {tuple(b.shape)}, got {tuple(x0.shape)}")
+        x = x0.clone()
+        r = b - matvec(x)
+    zr = r.clone() if precondition is None else precondition(r)
+    p = zr.clone()
     rr = float(r @ r)
+    rz = float(r @ zr)
+    if math.sqrt(rr) <= tol * bnorm:
+        return CGResult(x, math.sqrt(rr) / bnorm, 0, False)
     maxiter = 2 * b.numel() if maxiter is None else int(maxiter)
     it = 0
     for it in range(1, maxiter + 1):  # noqa: B007 - it is reported
         Ap = matvec(p)
         pAp = float(p @ Ap)
         if not pAp > 0 or not math.isfinite(pAp):
-            return CGResult(x, float((b - matvec(x)).norm()) / bnorm, it, True)
-        alpha = rr / pAp
+            res = float((b - matvec(x)).norm()) / bnorm if exact_residual else math.sqrt(rr) / bnorm
+            return CGResult(x, res, it, True)
+        alpha = rz / pAp
         x = x + alpha * p
         r = r - alpha * Ap
-        rr_new = float(r @ r)
-        if math.sqrt(rr_new) <= tol * bnorm:
-            rr = rr_new
+        rr = float(r @ r)
+        if math.sqrt(rr) <= tol * bnorm:
             break
-        p = r + (rr_new / rr) * p
-        rr = rr_new
+        zr = r if precondition is None else precondition(r)
+        rz_new = float(r @ zr)
+        p = zr + (rz_new / rz) * p
+        rz = rz_new
+    if not exact_residual:
+        return CGResult(x, math.sqrt(rr) / bnorm, it, False)
     return CGResult(x, float((b - matvec(x)).norm()) / bnorm, it, False)
+
+
+def coordinate_points(y: torch.Tensor, h: float) -> torch.Tensor:
+    r"""The base points of the value-only Hessian-vector product: :math:`y`,
+    :math:`y + h e_j` and :math:`y - h e_j` for every coordinate (``2q + 1`` rows). Their values
+    give the central-difference gradient (:func:`coordinate_gradient`) and the
+    :math:`g(y + h e_j)` that every product at :math:`y` shares."""
+    q = y.numel()
+    E = h * torch.eye(q, dtype=y.dtype)
+    return torch.cat([y[None], y + E, y - E])
+
+
+def coordinate_gradient(vals: torch.Tensor, h: float) -> torch.Tensor:
+    """Central differences :math:`(g(y + h e_j) - g(y - h e_j))/(2h)` from the values at
+    :func:`coordinate_points`."""
+    q = (int(vals.numel()) - 1) // 2
+    return (vals[1:q + 1] - vals[q + 1:]) / (2 * h)
+
+
+def hessp_points(y: torch.Tensor, w: torch.Tensor, h: float, eps: float) -> torch.Tensor:
+    r"""Points of one product :math:`H w`: :math:`y + \epsilon \hat w` and
+    :math:`y + \epsilon \hat w + h e_j` (``q + 1`` rows), :math:`\hat w = w/|w|`."""
+    q = y.numel()
+    yw = y + eps * w / w.norm()
+    return torch.cat([yw[None], yw + h * torch.eye(q, dtype=y.dtype)])
+
+
+def hessp_from_values(vals: torch.Tensor, base: torch.Tensor, wnorm: float, h: float, eps: float) -> torch.Tensor:
+    r"""The value-only Hessian-vector product
+
+    .. math:: (Hw)_j \approx |w|\,\frac{g(y{+}\epsilon\hat w{+}h e_j) - g(y{+}\epsilon\hat w)
+              - g(y{+}h e_j) + g(y)}{\epsilon h} = (Hw)_j + O(|w|(\epsilon + h)),
+
+    ``vals`` at :func:`hessp_points`, ``base`` at :func:`coordinate_points` (shared by every
+    product at :math:`y`, so one product costs ``q + 1`` evaluations)."""
+    q = int(vals.numel()) - 1
+    return wnorm * (vals[1:] - vals[0] - base[1:q + 1] + base[0]) / (eps * h)
