@@ -180,7 +180,7 @@ class ZoARSampler(BaseSampler):
         self._dead_before: Any = None  # see started_dead_before(); set under the lock
         self._decoded: dict[tuple[Any, ...], _Loaded | None] = {}  # (None: bad)
         self._warned_blocked: set[tuple[str, int]] = set()
-        self._warned: set[tuple[int, str]] = set()
+        self._warned: set[str] = set()  # causes already warned about (see _warn)
         self._dirs: dict[tuple[int, int, int], torch.Tensor] = {}
         self._boxes: dict[str, UnitBox] = {}
 
@@ -236,7 +236,16 @@ class ZoARSampler(BaseSampler):
                             dist: BaseDistribution) -> Any:
         """The independent sampler's value; the default one draws from a generator seeded by
         ``(seed, trial number, name)``, so that workers in other processes never repeat a
-        startup trial (with ``seed=None`` every process has its own random generator)."""
+        startup trial (with ``seed=None`` every process has its own random generator).
+
+        The study's first trial (number 0) is the exception when there are no startup
+        trials: its float and int parameters are ZoAR's starting point (``x0``, else the
+        middle of the box), the center that generation 0 then samples around. Optuna
+        knows a define-by-run search space only once a trial has completed, so trial 0
+        is always sampled here, not by :meth:`sample_relative`.
+        """
+        if trial.number == 0 and self._n_startup_trials == 0 and _supported(dist):
+            return self._start_params(UnitBox({name: dist}))[name]
         if self._default_independent and self._seed is not None:
             rs = RandomSampler(seed=stored.trial_seed(self._seed, trial.number, name))
             return rs.sample_independent(study, trial, name, dist)
@@ -286,11 +295,14 @@ class ZoARSampler(BaseSampler):
         return self._boxes[key], key
 
     def _warn(self, trial: FrozenTrial, what: str) -> None:
-        if (trial._trial_id, what) in self._warned:
+        """Warn once per cause (``what``) and sampler: the first trial it was found in is
+        named; later trials with the same cause are skipped silently."""
+        if what in self._warned:
             return
-        self._warned.add((trial._trial_id, what))
+        self._warned.add(what)
         warnings.warn(f"ZoARSampler ignores the state stored in trial {trial.number}: {what}. "
-                      "Continuing from older stored state (or from the start).",
+                      "Continuing from older stored state (or from the start); stored state "
+                      "with the same cause is ignored without a further warning.",
                       ZoARStateWarning, stacklevel=4)
 
     def _points(self, trials: list[FrozenTrial], box: UnitBox) -> Callable[[list[int]], torch.Tensor]:
@@ -467,18 +479,23 @@ class ZoARSampler(BaseSampler):
                     return done
         return None
 
+    def _start_params(self, box: UnitBox) -> dict[str, int | float]:
+        """The starting point as parameters: ``x0`` where given, the middle of the box
+        (of the log scale for log parameters) elsewhere."""
+        params = box.from_unit(np.full(box.dim, 0.5))
+        for name, v in (self._x0 or {}).items():
+            if name in params:
+                dist = box.search_space[name]
+                assert isinstance(dist, (FloatDistribution, IntDistribution))  # _supported()
+                if not isinstance(v, (int, float)) or isinstance(v, bool) or not (
+                        dist.low <= v <= dist.high):
+                    raise ValueError(f"x0[{name!r}] = {v!r} is outside {dist}")
+                params[name] = v
+        return params
+
     def _initial_x(self, done: list[FrozenTrial], box: UnitBox, config: stored.Config) -> list[float]:
         if self._x0 is not None:
-            params = box.from_unit(np.full(box.dim, 0.5))
-            for name, v in self._x0.items():
-                if name in params:
-                    dist = box.search_space[name]
-                    assert isinstance(dist, (FloatDistribution, IntDistribution))  # _supported()
-                    if not isinstance(v, (int, float)) or isinstance(v, bool) or not (
-                            dist.low <= v <= dist.high):
-                        raise ValueError(f"x0[{name!r}] = {v!r} is outside {dist}")
-                    params[name] = v
-            return box.to_unit(params).tolist()
+            return box.to_unit(self._start_params(box)).tolist()
         if done:
             sign = -1.0 if config.maximize else 1.0
             best = min(done, key=lambda t: sign * (t.value if t.value is not None else math.inf))
