@@ -26,10 +26,31 @@ import numpy as np
 
 
 class PerFeatureRidge:
-    """Per-feature ridge on ``load_diabetes`` (default) or another scikit-learn regression set.
+    r"""Per-feature ridge on ``load_diabetes`` (default) or another scikit-learn regression set.
 
     Features standardized on the training part, target standardized, split
     ``train_test_split(test_size=0.33, random_state=0)`` (scikit-learn's example settings).
+
+    Lower and upper problems: the ridge training loss with penalties :math:`e^{x_j}`, and the
+    validation loss; :math:`w^*(x)` and :math:`\nabla F` in closed form.
+
+    See Also
+    --------
+    zo_scipy.bilevel.hypergradient, zo_scipy.bilevel.minimize : run on these problems in the
+        docs' benchmarks.
+
+    References
+    ----------
+    - Fabian Pedregosa, "Hyperparameter optimization with approximate gradient", ICML 2016,
+      arXiv:1602.02355.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from zo_scipy.bilevel.problems import PerFeatureRidge
+    >>> prob = PerFeatureRidge()
+    >>> prob.p, prob.q, prob.hypergradient(np.zeros(prob.p)).shape
+    (10, 10, (10,))
     """
 
     def __init__(self, dataset: str = "diabetes", *, test_size: float = 0.33, random_state: int = 0):
@@ -82,7 +103,30 @@ class PerFeatureRidge:
 
 @dataclass
 class RandomQuadratic:
-    """A random bilevel quadratic with ``p`` outer and ``q`` inner variables (``seed`` fixes it)."""
+    r"""A random bilevel quadratic with ``p`` outer and ``q`` inner variables (``seed`` fixes it).
+
+    :math:`g(x, y) = \tfrac12 z^T A z + b^T z` and :math:`f(x, y) = \tfrac12 z^T C z + c^T z` with
+    :math:`z = (x, y)`; :math:`y^*(x)`, :math:`F` and :math:`\nabla F` in closed form.
+
+    See Also
+    --------
+    zo_scipy.bilevel.hypergradient, zo_scipy.bilevel.minimize : run on these problems in the
+        docs' benchmarks.
+
+    References
+    ----------
+    - Fabian Pedregosa, "Hyperparameter optimization with approximate gradient", ICML 2016,
+      arXiv:1602.02355.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from zo_scipy.bilevel.problems import RandomQuadratic
+    >>> prob = RandomQuadratic(p=2, q=3, seed=1)
+    >>> x = np.ones(2)
+    >>> bool(np.isclose(prob.value(x), prob.upper(x, prob.y_star(x))))
+    True
+    """
 
     p: int = 4
     q: int = 6
@@ -136,6 +180,24 @@ class PerFeatureLogistic:
 
     :math:`y^*(x)` by Newton's method, :math:`\nabla F = -e^x \odot w^*_{1..30} \odot [H^{-1}\nabla_w f]_{1..30}`
     with the analytic Hessian :math:`H = A^T S A/n + \operatorname{diag}(e^x, 0)`.
+
+    See Also
+    --------
+    zo_scipy.bilevel.hypergradient, zo_scipy.bilevel.minimize : run on these problems in the
+        docs' benchmarks.
+
+    References
+    ----------
+    - Fabian Pedregosa, "Hyperparameter optimization with approximate gradient", ICML 2016,
+      arXiv:1602.02355.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from zo_scipy.bilevel.problems import PerFeatureLogistic
+    >>> prob = PerFeatureLogistic()
+    >>> prob.p, prob.q
+    (30, 31)
     """
 
     def __init__(self, *, test_size: float = 0.33, random_state: int = 0):
