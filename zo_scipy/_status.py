@@ -10,17 +10,17 @@ class Status(IntEnum):
     An :class:`~enum.IntEnum`: ``res.status == Status.MAXFEV`` and ``res.status == 1``
     are the same test. ``res.success`` is true for ``CONVERGED`` only.
 
-    ============== ===== ==========================================================
-    name           value meaning
-    ============== ===== ==========================================================
-    CONVERGED      0     the step size fell below ``xtol`` times its initial value
-    MAXFEV         1     the evaluation budget ``maxfev`` was reached
-    MAXITER        2     ``maxiter`` iterations were taken
-    NONFINITE      3     the objective never returned a finite value
-    OBJECTIVE_ERROR 4    the objective raised (``res.message`` names the exception)
-    INTERRUPTED    5     ``KeyboardInterrupt``; ``res.x`` is the best point so far
-    CALLBACK       99    the callback raised ``StopIteration``
-    ============== ===== ==========================================================
+    =============== ===== ==========================================================
+    name            value meaning
+    =============== ===== ==========================================================
+    CONVERGED       0     the step size fell below ``xtol`` times its initial value
+    MAXFEV          1     the evaluation budget ``maxfev`` was reached
+    MAXITER         2     ``maxiter`` iterations were taken
+    NONFINITE       3     the objective never returned a finite value
+    OBJECTIVE_ERROR 4     the objective raised (``res.message`` names the exception)
+    INTERRUPTED     5     ``KeyboardInterrupt``; ``res.x`` is the best point so far
+    CALLBACK        99    the callback raised ``StopIteration``
+    =============== ===== ==========================================================
 
     See Also
     --------

@@ -73,17 +73,20 @@ class PerFeatureRidge:
 
     # -- the two levels (one point or a batch) ---------------------------------------------------
     def lower(self, x: np.ndarray, w: np.ndarray) -> np.ndarray | float:
+        r"""The lower (inner) objective :math:`g(x, y)` (rows of ``y`` for a batch)."""
         r = w @ self.Xtr.T - self.ttr
         out = 0.5 * (r * r).sum(-1) / self.n + 0.5 * (np.exp(x) * w * w).sum(-1)
         return out if np.ndim(out) else float(out)
 
     def upper(self, x: np.ndarray, w: np.ndarray) -> np.ndarray | float:
+        r"""The upper (outer) objective :math:`f(x, y)` (rows of ``y`` for a batch)."""
         r = w @ self.Xva.T - self.tva
         out = 0.5 * (r * r).sum(-1) / self.nv
         return out if np.ndim(out) else float(out)
 
     # -- closed forms ------------------------------------------------------------------------------
     def y_star(self, x: np.ndarray) -> np.ndarray:
+        r"""The exact inner solution :math:`y^*(x)`."""
         return np.linalg.solve(self.gram + np.diag(np.exp(x)), self.xty)
 
     def value(self, x: np.ndarray) -> float:
@@ -91,6 +94,7 @@ class PerFeatureRidge:
         return float(self.upper(x, self.y_star(x)))
 
     def hypergradient(self, x: np.ndarray) -> np.ndarray:
+        r"""The exact :math:`\nabla F(x)` (closed form)."""
         A = self.gram + np.diag(np.exp(x))
         w = np.linalg.solve(A, self.xty)
         gw = self.Xva.T @ (self.Xva @ w - self.tva) / self.nv
@@ -143,23 +147,28 @@ class RandomQuadratic:
         self.b, self.c = rng.standard_normal(d), rng.standard_normal(d)
 
     def lower(self, x: np.ndarray, y: np.ndarray) -> np.ndarray | float:
+        r"""The lower (inner) objective :math:`g(x, y)` (rows of ``y`` for a batch)."""
         z = np.concatenate([x, y], axis=-1)
         out = 0.5 * ((z @ self.A) * z).sum(-1) + z @ self.b
         return out if np.ndim(out) else float(out)
 
     def upper(self, x: np.ndarray, y: np.ndarray) -> np.ndarray | float:
+        r"""The upper (outer) objective :math:`f(x, y)` (rows of ``y`` for a batch)."""
         z = np.concatenate([x, y], axis=-1)
         out = 0.5 * ((z @ self.C) * z).sum(-1) + z @ self.c
         return out if np.ndim(out) else float(out)
 
     def y_star(self, x: np.ndarray) -> np.ndarray:
+        r"""The exact inner solution :math:`y^*(x)`."""
         p = self.p
         return -np.linalg.solve(self.A[p:, p:], self.A[p:, :p] @ x + self.b[p:])
 
     def value(self, x: np.ndarray) -> float:
+        r""":math:`F(x) = f(x, y^*(x))`."""
         return float(self.upper(x, self.y_star(x)))
 
     def hypergradient(self, x: np.ndarray) -> np.ndarray:
+        r"""The exact :math:`\nabla F(x)` (closed form)."""
         p = self.p
         z = np.concatenate([x, self.y_star(x)])
         gf = self.C @ z + self.c
@@ -222,10 +231,12 @@ class PerFeatureLogistic:
         return np.concatenate([np.exp(x), np.zeros((*np.shape(x)[:-1], 1))], axis=-1)
 
     def lower(self, x: np.ndarray, w: np.ndarray) -> np.ndarray | float:
+        r"""The lower (inner) objective :math:`g(x, y)` (rows of ``y`` for a batch)."""
         out = self._loss(self.Atr, self.ttr, w) + 0.5 * (self._pen(x) * w * w).sum(-1)
         return out if np.ndim(out) else float(out)
 
     def upper(self, x: np.ndarray, w: np.ndarray) -> np.ndarray | float:
+        r"""The upper (outer) objective :math:`f(x, y)` (rows of ``y`` for a batch)."""
         out = self._loss(self.Ava, self.tva, w)
         return out if np.ndim(out) else float(out)
 
@@ -237,17 +248,21 @@ class PerFeatureLogistic:
         return g, H
 
     def grad_y_lower(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        r""":math:`\nabla_y g(x, y)` (analytic)."""
         return self._grad_hess(x, w)[0]
 
     def grads_upper(self, x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r""":math:`(\nabla_x f, \nabla_y f)` at ``(x, y)`` (analytic)."""
         m = self.Ava @ w * self.tva
         s = 0.5 * (1 - np.tanh(m / 2))
         return np.zeros(self.p), -(self.Ava.T @ (s * self.tva)) / len(m)
 
     def lipschitz(self, x: np.ndarray) -> float:
+        r"""A Lipschitz constant of :math:`\nabla_y g(x, \cdot)` (for gradient steps on the inner problem)."""
         return float(np.linalg.eigvalsh(self.Atr.T @ self.Atr / (4 * len(self.ttr)) + np.diag(self._pen(x))).max())
 
     def y_star(self, x: np.ndarray) -> np.ndarray:
+        r"""The exact inner solution :math:`y^*(x)`."""
         w = self._warm.copy()
         for _ in range(100):
             g, H = self._grad_hess(x, w)
@@ -258,9 +273,11 @@ class PerFeatureLogistic:
         return w
 
     def value(self, x: np.ndarray) -> float:
+        r""":math:`F(x) = f(x, y^*(x))`."""
         return float(self.upper(x, self.y_star(x)))
 
     def hypergradient(self, x: np.ndarray) -> np.ndarray:
+        r"""The exact :math:`\nabla F(x)` (closed form)."""
         w = self.y_star(x)
         _, H = self._grad_hess(x, w)
         v = np.linalg.solve(H, self.grads_upper(x, w)[1])
