@@ -148,6 +148,14 @@ class ZoVHCurvature:
     ...                **curv.hooks("trust-ncg"))
     >>> bool(res.fun < 1e-8), res.nfev + curv.nfev  # the solver's calls plus the hooks' queries
     (True, 10686)
+    >>> curv.nbatches                                # points at which a batch was drawn
+    505
+    >>> x_best, f_best = curv.best                   # the best query (queries are x +- mu v)
+    >>> bool(f_best < 1e-4)
+    True
+    >>> g, H = curv.estimate(res.x)                  # cached: no new evaluations at res.x
+    >>> tuple(g.shape), curv.hess(res.x).shape
+    ((10,), (10, 10))
     >>> sorted(curv.hooks("trust-exact"))
     ['hess', 'jac']
     """

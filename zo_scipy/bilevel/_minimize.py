@@ -79,6 +79,8 @@ class HypergradientJac:
     >>> best = scipy.optimize.minimize(prob.value, x, jac=prob.hypergradient)
     >>> bool(abs(res.fun - best.fun) < 1e-8), J.nfev_upper + J.nfev_lower > 0
     (True, True)
+    >>> bool(J.tolerance() < 1e-3), J.y_current.shape           # HOAG: the tolerance has tightened
+    (True, (4,))
     """
 
     def __init__(self, upper: Callable[..., Any], lower: Callable[..., Any] | None, y0: Any, *,

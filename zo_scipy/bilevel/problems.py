@@ -51,6 +51,11 @@ class PerFeatureRidge:
     >>> prob = PerFeatureRidge()
     >>> prob.p, prob.q, prob.hypergradient(np.zeros(prob.p)).shape
     (10, 10, (10,))
+    >>> x = np.zeros(prob.p); w = prob.y_star(x)
+    >>> bool(np.isclose(prob.value(x), prob.upper(x, w))), bool(prob.lower(x, w) > 0)
+    (True, True)
+    >>> prob.hessp(x, w, np.zeros(prob.q)).tolist() == [0.0] * prob.q    # H_ww v is linear in v
+    True
     """
 
     def __init__(self, dataset: str = "diabetes", *, test_size: float = 0.33, random_state: int = 0):
@@ -130,6 +135,10 @@ class RandomQuadratic:
     >>> x = np.ones(2)
     >>> bool(np.isclose(prob.value(x), prob.upper(x, prob.y_star(x))))
     True
+    >>> bool(prob.lower(x, prob.y_star(x)) <= prob.lower(x, prob.y_star(x) + 0.1))   # y* minimizes g
+    True
+    >>> prob.hypergradient(x).shape
+    (2,)
     """
 
     p: int = 4
@@ -207,6 +216,13 @@ class PerFeatureLogistic:
     >>> prob = PerFeatureLogistic()
     >>> prob.p, prob.q
     (30, 31)
+    >>> x = np.zeros(prob.p); w = prob.y_star(x)                 # Newton's method
+    >>> float(np.abs(prob.grad_y_lower(x, w)).max()) < 1e-10    # the inner optimality condition
+    True
+    >>> bool(np.isclose(prob.value(x), prob.upper(x, w))), bool(prob.lower(x, w) > 0), prob.lipschitz(x) > 0
+    (True, True, True)
+    >>> [g.shape for g in prob.grads_upper(x, w)], prob.hypergradient(x).shape
+    ([(30,), (31,)], (30,))
     """
 
     def __init__(self, *, test_size: float = 0.33, random_state: int = 0):

@@ -81,6 +81,8 @@ class StepControl:
     ['', '', '', '', '', 'decay']
     >>> c.lr, c.converged
     (0.05, False)
+    >>> c.undo_decay(); c.lr                  # the caller handled the stall another way
+    0.1
     """
 
     lr: float

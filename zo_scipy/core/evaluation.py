@@ -185,8 +185,10 @@ class BatchObjective:
     ...                    lower=np.array([-1.0, -1.0]), upper=np.array([1.0, 1.0]))
     >>> f(torch.tensor([[3.0, 0.0], [0.5, 0.5]], dtype=torch.float64))  # the first is clipped
     tensor([1.0000, 0.5000], dtype=torch.float64)
-    >>> f.nfev, f.best_f, f.best_x.tolist()
-    (2, 0.5, [0.5, 0.5])
+    >>> f.nfev, f.best_f, f.best_x.tolist(), f.remaining
+    (2, 0.5, [0.5, 0.5], inf)
+    >>> f.user_points(torch.tensor([[-7.0, 0.25]]))  # what the objective would be called at
+    array([[-1.  ,  0.25]])
     """
 
     def __init__(

@@ -54,6 +54,8 @@ class QueryHistory:
     >>> h.append(torch.zeros(2, 2, dtype=torch.float64), torch.tensor([3.0, 4.0]))
     >>> len(h), sorted(h.values().tolist())  # the oldest pair was overwritten
     (3, [2.0, 3.0, 4.0])
+    >>> tuple(h.directions().shape)
+    (3, 2)
     >>> h.clear(); len(h)
     0
     """

@@ -89,6 +89,11 @@ class LowRankHessian:
             [0., 0., 1.]], dtype=torch.float64)
     >>> H.matvec(torch.ones(3, dtype=torch.float64)), H.trace(), H.dim, H.rank_bound
     (tensor([3., 4., 1.], dtype=torch.float64), 8.0, 3, 2)
+    >>> H.diagonal_part(), H.gram()
+    (tensor([1., 1., 1.], dtype=torch.float64), tensor([[1., 0.],
+            [0., 1.]], dtype=torch.float64))
+    >>> [round(v, 10) for v in (H.frobenius_norm() ** 2, H.inner(H.dense()), H.frobenius_error(H.scaled(2.0)) ** 2)]
+    [26.0, 26.0, 26.0]
     """
 
     U: torch.Tensor

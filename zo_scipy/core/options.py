@@ -198,8 +198,10 @@ class ZoAROptions:
     --------
     >>> from zo_scipy.core import ZoAROptions
     >>> opts = ZoAROptions(num_queries=4, num_histories=2)
-    >>> opts.capacity, opts.resolved_max_queries, opts.resolved_adapt_mu
-    (12, 32, True)
+    >>> opts.capacity, opts.resolved_max_queries, opts.resolved_adapt_mu, opts.resolved_window
+    (12, 32, True, 10)
+    >>> opts.as_kwargs()["num_histories"]
+    2
     >>> opts.replace(lr=0.01).lr
     0.01
     >>> ZoAROptions.from_dict(opts.to_dict()) == opts

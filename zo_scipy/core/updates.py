@@ -55,8 +55,10 @@ class UpdateRule(ABC):
     >>> class Clipped(UpdateRule):
     ...     def step(self, g, lr):
     ...         return lr * g.clamp(-1.0, 1.0)
-    >>> Clipped().step(torch.tensor([0.5, -3.0]), 0.1)
+    >>> rule = Clipped()
+    >>> rule.step(torch.tensor([0.5, -3.0]), 0.1)
     tensor([ 0.0500, -0.1000])
+    >>> rule.reset()                          # the default: nothing to forget
     """
 
     @abstractmethod

@@ -203,7 +203,18 @@ class ForwardZoAR(torch.optim.Optimizer):
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group as :meth:`torch.optim.Optimizer.add_param_group` does (its ``lr``, ``mu``
         and ``weight_decay`` default to the optimizer's); its tensors must be floating point
-        and belong to ``model``."""
+        and belong to ``model``.
+
+        Examples
+        --------
+        >>> from torch import nn
+        >>> from zo_scipy.torch import ForwardZoAR
+        >>> model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+        >>> opt = ForwardZoAR(model[0].parameters(), model=model, lr=0.01, seed=0)
+        >>> opt.add_param_group({"params": model[1].parameters(), "lr": 0.001})
+        >>> [g["lr"] for g in opt.param_groups]
+        [0.01, 0.001]
+        """
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         group["lr"] = check_real("lr", group["lr"])

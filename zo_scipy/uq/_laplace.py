@@ -187,6 +187,10 @@ class LaplacePosterior:
     array([1.96, 0.98])
     >>> post.sample(1000, rng=0).shape
     (1000, 2)
+    >>> post.dim, np.round(post.var(), 6), post.precision.dense().diagonal().round(decimals=6).tolist()
+    (2, array([1.  , 0.25]), [1.0, 4.0])
+    >>> round(post.lowrank_variance_fraction, 6), post.prior_variance_fraction   # no stated prior
+    (1.0, nan)
     >>> print(post.summary().splitlines()[0])
     Laplace posterior, d = 2, nfev = 2019 (mode 2000, curvature 19; estimator regression, mu = 0.0951)
     """

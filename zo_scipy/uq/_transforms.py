@@ -46,6 +46,8 @@ class BoxTransform:
     >>> import numpy as np
     >>> from zo_scipy.uq import BoxTransform
     >>> T = BoxTransform(np.array([0.0, -np.inf]), np.array([1.0, np.inf]))
+    >>> T.identity
+    False
     >>> T.forward(np.array([0.0, 3.0]))                        # logistic in the box, identity outside
     array([0.5, 3. ])
     >>> T.inverse(T.forward(np.array([0.7, -2.0])))
