@@ -603,8 +603,15 @@ class ForwardZoVH(ForwardZoAR):
     r"""ZoVH's curvature-aware step, :math:`d \approx (\lambda I + \hat H)^{-1} g`, from the
     ``M x M`` Gram matrix of the stored directions (``docs/torch.md``, ``docs/zovh.md``).
 
-    Same arguments as :class:`ForwardZoAR`, plus
+    The curvature is estimated in the coordinates scaled by each group's ``mu``
+    (:math:`\theta = \theta_0 + D\xi`, :math:`D` = the groups' ``mu``); with one ``mu``
+    this is exactly the core's ZoVH step. With :math:`M < 3` it falls back to ZoAR's
+    step. Extra memory: the ``M`` directions of one parameter tensor at a time.
 
+    Parameters
+    ----------
+    params, lr, mu, weight_decay, model, num_queries, num_histories, update, betas, eps, bias_correction, normalization, seed, process_group
+        As for :class:`ForwardZoAR`.
     lam : float or "auto"
         Damping :math:`\lambda`. ``"auto"`` (default): the core's rule,
         10 x the median of :math:`|c_i||u_i|^2`, and the step is :math:`\lambda d`, on
@@ -614,11 +621,6 @@ class ForwardZoVH(ForwardZoAR):
         or the exact :math:`(\lambda I + \hat H)^{-1} g` by an ``M x M`` solve.
     correction : bool
         The leave-one-out correction of the Sherman-Morrison form.
-
-    The curvature is estimated in the coordinates scaled by each group's ``mu``
-    (:math:`\theta = \theta_0 + D\xi`, :math:`D` = the groups' ``mu``); with one ``mu``
-    this is exactly the core's ZoVH step. With :math:`M < 3` it falls back to ZoAR's
-    step. Extra memory: the ``M`` directions of one parameter tensor at a time.
 
     Raises
     ------

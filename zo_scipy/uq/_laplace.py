@@ -39,6 +39,13 @@ class Evidence(NamedTuple):
     """A log evidence (nats) and its standard error from the queries' variance (NaN where the
     queries leave it unidentified, e.g. an interpolating fit with no spare second difference).
 
+    Attributes
+    ----------
+    value : float
+        The log evidence, in nats.
+    se : float
+        Its standard error (NaN where the queries do not identify it).
+
     See Also
     --------
     LaplacePosterior.log_evidence : returns one.
