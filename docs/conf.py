@@ -26,11 +26,30 @@ extensions = [
     "sphinx.ext.viewcode",
     "numpydoc",
     "zo_docs",  # docs/_ext: numpydoc "Options" sections, optional toctree entries
+    "sphinx_gallery.gen_gallery",
 ]
+
+# The examples gallery (gallery/ is generated from ../examples at build time). Every script
+# runs at its small size unless ZO_SCIPY_EXAMPLE_QUICK=0 is set (the docs build runs in CI);
+# optuna_high_dim.py starts worker processes and is shown without being executed.
+os.environ.setdefault("ZO_SCIPY_EXAMPLE_QUICK", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "gallery",
+    "filename_pattern": r"/(?!optuna_high_dim\.py$)[^/]+\.py$",
+    "within_subsection_order": "FileNameSortKey",
+    "abort_on_example_error": True,
+    "download_all_examples": False,
+    "write_computation_times": False,
+    "show_memory": False,
+    "show_signature": False,
+    "image_scrapers": ("matplotlib",),
+}
 
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
-exclude_patterns = ["_build", "_ext", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "_ext", "Thumbs.db", ".DS_Store", "gallery/*.ipynb", "gallery/*.py"]
 
 # MyST: $...$ / $$...$$ math, ::: fences, definition lists, anchors for ## headings.
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]

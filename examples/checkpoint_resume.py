@@ -1,4 +1,7 @@
-"""Checkpoint a long ZoAR run and resume it, possibly in another process.
+"""Checkpoint and resume a run
+===========================
+
+Checkpoint a long ZoAR run and resume it, possibly in another process.
 
 ``res.state`` is a snapshot of the optimizer as a JSON-safe dict (iterate, reuse buffer
 records, Adam moments, step control, random-generator state). Saved as JSON text and

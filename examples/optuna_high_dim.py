@@ -1,4 +1,7 @@
-"""A 100-dimensional continuous study shared by two worker processes.
+"""Optuna: a 100-d problem, two worker processes
+=============================================
+
+A 100-dimensional continuous study shared by two worker processes.
 
 Two processes run ``study.optimize`` on the same study, stored in an Optuna
 journal file (one machine; use an RDB URL such as PostgreSQL across machines); ZoARSampler keeps

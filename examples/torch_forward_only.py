@@ -1,4 +1,7 @@
-"""Train a PyTorch model from loss values only with ``zo_scipy.torch.ForwardZoAR``.
+"""PyTorch: training from forward passes only
+==========================================
+
+Train a PyTorch model from loss values only with ``zo_scipy.torch.ForwardZoAR``.
 
 A small MLP classifies points of two interleaved spirals. The closure runs the forward pass
 and returns the loss; no backward pass, no gradient memory. Then: the same model trained on
@@ -46,14 +49,26 @@ def accuracy() -> float:
 
 with torch.no_grad():
     print(f"start: loss {float(cross_entropy()):.4f}, accuracy {accuracy():.3f}")
+losses = []
 for step in range(steps):
     loss = opt.step(cross_entropy)
+    losses.append(float(loss))
     if step == steps // 2:  # checkpoint half way
         saved = copy.deepcopy((model.state_dict(), opt.state_dict()))
 print(f"after {steps} steps ({steps * opt.options.num_queries} forward passes): loss {loss:.4f}, "
       f"accuracy {accuracy():.3f}")
 
-# resume from the checkpoint in a fresh model and optimizer: the same bits at the end
+# %%
+# The training loss (the mean of the step's K perturbed losses) against forward passes.
+import matplotlib.pyplot as plt
+
+fig, ax = plt.subplots(figsize=(5, 3.2))
+ax.plot([opt.options.num_queries * (k + 1) for k in range(steps)], losses)
+ax.set(xlabel="forward passes", ylabel="cross-entropy", title="ForwardZoAR on two spirals")
+fig.tight_layout()
+
+# %%
+# Resume from the checkpoint in a fresh model and optimizer: the same bits at the end
 model_state, opt_state = saved
 fresh = copy.deepcopy(model)
 fresh.load_state_dict(model_state)

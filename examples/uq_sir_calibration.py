@@ -1,4 +1,7 @@
-"""Calibrating an SIR epidemic model with credible intervals, from simulator runs only.
+"""Uncertainty: Laplace posterior of an SIR model
+==============================================
+
+Calibrating an SIR epidemic model with credible intervals, from simulator runs only.
 
 The simulator (scipy.integrate.solve_ivp, in zo_scipy.uq.problems.SIRCalibration) has no gradients;
 zo_scipy.uq.laplace finds the posterior mode with ZoAR, refines it with Newton steps of the measured
@@ -7,7 +10,7 @@ unconstrained coordinates (log beta, log gamma, logit I0) whose samples and inte
 to the parameters' own ranges. A PSIS k-hat check (ArviZ) spends extra simulator runs at posterior
 draws to test whether the Gaussian fits.
 
-Run: python examples/uq_sir_calibration.py [out_dir]   (ZO_SCIPY_EXAMPLE_QUICK=1: smaller, no plots)
+Run: python examples/uq_sir_calibration.py [out_dir]   (ZO_SCIPY_EXAMPLE_QUICK=1: smaller, plots not saved)
 """
 import os
 import sys
@@ -38,14 +41,13 @@ def main(out: Path | None) -> None:
     dg = post.diagnose(num_samples=100 if QUICK else 400, seed=1)
     print(f"PSIS k-hat {dg.khat:.2f} ({'Gaussian fits' if dg.ok else 'Gaussian fits badly'}); "
           f"log Z Laplace {dg.log_evidence_laplace:.3f}, importance sampling {dg.log_evidence_is:.3f}")
+    # The marginals (with the true values) and the pairwise draws.
+    marginals = uq.plot_marginals(post, names=prob.names, truth=prob.true, ncols=3)
+    pairs = uq.plot_pairs(post, coords=(0, 1, 2), names=prob.names)
     if out is not None:
-        import matplotlib
-
-        matplotlib.use("Agg")
         out.mkdir(parents=True, exist_ok=True)
-        uq.plot_marginals(post, names=prob.names, truth=prob.true, ncols=3).savefig(out / "uq_sir_marginals.png",
-                                                                                   dpi=110)
-        uq.plot_pairs(post, coords=(0, 1, 2), names=prob.names).savefig(out / "uq_sir_pairs.png", dpi=110)
+        marginals.savefig(out / "uq_sir_marginals.png", dpi=110)
+        pairs.savefig(out / "uq_sir_pairs.png", dpi=110)
         print(f"plots in {out}")
 
 

@@ -1,4 +1,7 @@
-"""The low-rank ZoVH Hessian: Hessian-vector products and (lam I + H)^-1 v at large d.
+"""ZoVH: the low-rank Hessian at d = 10^6
+======================================
+
+The low-rank ZoVH Hessian: Hessian-vector products and (lam I + H)^-1 v at large d.
 
 The estimate H = U^T diag(c) U is never formed: products cost O(M d) and the
 regularized inverse is an M x M Woodbury solve. Here d = 10^6 (10^5 when quick).

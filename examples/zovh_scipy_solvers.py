@@ -1,4 +1,7 @@
-"""ZoVHCurvature: SciPy's trust-region and Newton solvers without derivatives.
+"""ZoVH: SciPy's Newton-type solvers without derivatives
+=====================================================
+
+ZoVHCurvature: SciPy's trust-region and Newton solvers without derivatives.
 
 One batch of queries per point gives the gradient (central differences along random
 directions) and a Hessian model (ZoVH with a running-model control variate); grad,

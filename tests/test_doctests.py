@@ -1,4 +1,8 @@
-"""The Examples sections of the public docstrings run (numpydoc Examples are doctests)."""
+"""The Examples sections of the public docstrings run (numpydoc Examples are doctests).
+
+Every module that defines a public object (tests/_public_api.py walks the packages'
+``__all__``) is run through :mod:`doctest`; each must hold at least one example.
+"""
 from __future__ import annotations
 
 import doctest
@@ -6,11 +10,26 @@ import importlib
 
 import pytest
 
-#: Modules whose docstring examples are complete programs.
-MODULES = ["zo_scipy._zoar", "zo_scipy._zovh"]
+from _public_api import defining_modules
+
+#: Modules being reworked whose docstrings hold no complete example yet (their module
+#: notes sketch a loop with undefined names). strict: the test fails once they run, so
+#: that they are taken off this list.
+NOT_YET_RUNNABLE = {"zo_scipy.core.zoar", "zo_scipy.core.zovh", "zo_scipy.core.curvature"}
+
+MODULES = defining_modules()
 
 
-@pytest.mark.parametrize("name", MODULES)
-def test_docstring_examples_run(name: str) -> None:
+def test_the_modules_of_the_public_api_are_found() -> None:
+    assert {"zo_scipy._zoar", "zo_scipy._zovh", "zo_scipy.uq._laplace", "zo_scipy.torch._optim",
+            "zo_scipy.bilevel._hypergradient", "zo_scipy.integrations.optuna._sampler"} <= set(MODULES)
+    assert NOT_YET_RUNNABLE <= set(MODULES)
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="docstrings of a core module being reworked"))
+    if n in NOT_YET_RUNNABLE else n for n in MODULES])
+def test_docstring_examples_run(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MPLBACKEND", "Agg")
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0, result

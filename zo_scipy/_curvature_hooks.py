@@ -1,8 +1,10 @@
 r"""``zo_scipy.ZoVHCurvature``: zeroth-order gradient and Hessian hooks for SciPy's solvers.
 
->>> curv = ZoVHCurvature(rosen, num_queries=40, mu=1e-4, seed=0)
->>> minimize(rosen, x0, method="trust-ncg", jac=curv.grad, hessp=curv.hessp)
->>> minimize(rosen, x0, method="trust-constr", **curv.hooks("trust-constr"))
+.. code-block:: python
+
+    curv = ZoVHCurvature(rosen, num_queries=40, mu=1e-4, seed=0)
+    minimize(rosen, x0, method="trust-ncg", jac=curv.grad, hessp=curv.hessp)
+    minimize(rosen, x0, method="trust-constr", **curv.hooks("trust-constr"))
 
 A thin adapter over the running curvature model :class:`~zo_scipy.core.curvature.CurvatureModel`:
 one batch of queries per point ``x`` gives both the gradient and the low-rank Hessian;
@@ -107,11 +109,55 @@ class ZoVHCurvature:
         Hard budget of queries: :class:`~zo_scipy.core.evaluation.BudgetExhausted`
         instead of an extra call.
 
+    Raises
+    ------
+    ValueError
+        ``fun`` not callable, an odd ``num_queries``, ``curvature_rate`` outside
+        :math:`(0, 1]`, ``workers`` not a map-like callable; later, a point of another size
+        or with NaN/inf.
+
+    See Also
+    --------
+    zo_scipy.zovh : ZoVH's curvature-aware method as a ``minimize`` method of its own.
+    zo_scipy.core.CurvatureModel : the running model behind these hooks.
+    zo_scipy.core.woodbury_solve : the solve behind :meth:`inv_hessp`.
+
     Notes
     -----
     ``nfev`` counts the evaluations of ``fun`` made here (add the solver's ``res.nfev``
     for a run's total); ``nbatches`` the points at which a batch was drawn; ``model``
     is the :class:`~zo_scipy.core.curvature.CurvatureModel` (None before the first call).
+
+    References
+    ----------
+    - Junbin Qiu, Zhaowei Hong, Renzhe Xu et al., "Revisiting Zeroth-Order Hessian Approximation:
+      A Single-Step Policy Optimization Lens", 2026 (the ZoVH paper; the authors' code is at
+      https://github.com/Qjbtiger/ZoVH).
+    - Charles M. Stein, "Estimation of the mean of a multivariate normal distribution", Annals of
+      Statistics 9(6), 1135-1151, 1981 (the Gaussian identity behind second-order estimates).
+    - Jorge Nocedal, Stephen J. Wright, "Numerical Optimization", 2nd ed., Springer, 2006
+      (Newton, trust-region and Levenberg-Marquardt steps).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.optimize import minimize, rosen
+    >>> import zo_scipy
+    >>> curv = zo_scipy.ZoVHCurvature(rosen, seed=0)
+    >>> res = minimize(rosen, np.zeros(10), method="trust-ncg", options={"maxiter": 3000},
+    ...                **curv.hooks("trust-ncg"))
+    >>> bool(res.fun < 1e-8), res.nfev + curv.nfev  # the solver's calls plus the hooks' queries
+    (True, 10686)
+    >>> curv.nbatches                                # points at which a batch was drawn
+    505
+    >>> x_best, f_best = curv.best                   # the best query (queries are x +- mu v)
+    >>> bool(f_best < 1e-4)
+    True
+    >>> g, H = curv.estimate(res.x)                  # cached: no new evaluations at res.x
+    >>> tuple(g.shape), curv.hess(res.x).shape
+    ((10,), (10, 10))
+    >>> sorted(curv.hooks("trust-exact"))
+    ['hess', 'jac']
     """
 
     def __init__(
@@ -182,7 +228,20 @@ class ZoVHCurvature:
         """Forget everything learned: the curvature model, the per-point cache, the
         evaluation counter and the generator (back to ``seed``); the settings stay. Use it
         (or a new object) to run a second solve that is counted, and behaves, as a fresh one:
-        otherwise the model and the counters carry over from the earlier run."""
+        otherwise the model and the counters carry over from the earlier run.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from scipy.optimize import rosen
+        >>> import zo_scipy
+        >>> curv = zo_scipy.ZoVHCurvature(rosen, seed=0)
+        >>> g = curv.grad(np.zeros(3))
+        >>> curv.nfev, curv.nbatches
+        (6, 1)
+        >>> curv.reset(); curv.nfev, curv.model is None
+        (0, True)
+        """
         self.num_queries, self.mu, self.curvature_rate, self.max_rank = self._given
         self.generator = make_generator(self.seed, self.device)
         self.model, self._objective, self._shape = None, None, None
@@ -231,7 +290,23 @@ class ZoVHCurvature:
         return arr.reshape(-1)
 
     def estimate(self, x: Any) -> tuple[torch.Tensor, CurvatureMatrix]:
-        """The gradient and the model Hessian at ``x`` (one batch of queries, cached)."""
+        """The gradient and the model Hessian at ``x`` (one batch of queries, cached).
+
+        Parameters
+        ----------
+        x : array_like
+            The point (any shape; flattened).
+
+        Returns
+        -------
+        tuple of torch.Tensor and the model Hessian
+            The gradient, ``(d,)``, and the Hessian model at ``x`` (low-rank or dense).
+
+        Raises
+        ------
+        ValueError
+            ``x`` has another size than at the first call, or NaN/inf.
+        """
         est = self._estimate(self._point(x))
         return est.gradient, est.hessian
 
@@ -276,7 +351,16 @@ class ZoVHCurvature:
     # -- the SciPy hooks -----------------------------------------------------------------
     def grad(self, x: Any, *args: Any) -> np.ndarray:
         r"""Gradient estimate :math:`g` at ``x`` (``jac=`` hook). Extra ``args`` from
-        ``minimize`` are ignored: ``fun`` is called with this object's own ``args``."""
+        ``minimize`` are ignored: ``fun`` is called with this object's own ``args``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import zo_scipy
+        >>> curv = zo_scipy.ZoVHCurvature(lambda x: float(np.sum(x**2) + x[0]), seed=0)
+        >>> np.round(curv.grad(np.zeros(3)), 6) + 0.0
+        array([1., 0., 0.])
+        """
         gradient = self._estimate(self._point(x)).gradient
         assert self._shape is not None  # set by _point
         return self._numpy(gradient).reshape(self._shape)
@@ -303,7 +387,16 @@ class ZoVHCurvature:
         return LinearOperator((d, d), matvec=product, rmatvec=product, matmat=product, dtype=np.float64)
 
     def hessp(self, x: Any, p: Any, *args: Any) -> np.ndarray:
-        r"""Hessian-vector product :math:`\hat H p = U^T(c \odot U p)` (``hessp=`` hook), :math:`O(Md)`."""
+        r"""Hessian-vector product :math:`\hat H p = U^T(c \odot U p)` (``hessp=`` hook), :math:`O(Md)`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import zo_scipy
+        >>> curv = zo_scipy.ZoVHCurvature(lambda x: float(np.sum(x**2)), seed=0)
+        >>> curv.hessp(np.ones(2), np.array([1.0, 0.0])).shape
+        (2,)
+        """
         return self._hessp(x, p, self.positive_definite, self.damping)
 
     def _hessp(self, x: Any, p: Any, pd_method: PDMethod | None, damping: float) -> np.ndarray:
@@ -312,7 +405,18 @@ class ZoVHCurvature:
 
     def inv_hessp(self, x: Any, vector: Any, lam: float) -> np.ndarray:
         r""":math:`(\lambda I + \hat H)^{-1} v` for ``v = vector``: exact Woodbury (an
-        ``M x M`` solve), or a direct solve when the model is dense."""
+        ``M x M`` solve), or a direct solve when the model is dense.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import zo_scipy
+        >>> curv = zo_scipy.ZoVHCurvature(lambda x: float(np.sum(x**2)), seed=0)
+        >>> x, v = np.ones(3), np.array([1.0, 2.0, 3.0])
+        >>> z = curv.inv_hessp(x, v, lam=1.0)
+        >>> bool(np.allclose(z + curv.hessp(x, z), v))
+        True
+        """
         lam = cast(float, validation.check_positive("lam", lam))
         H = self._hessian(self._point(x), self.positive_definite, self.damping)
         return self._numpy(solve_shifted(H, self._tensor(vector, "vector"), lam)).reshape(np.shape(vector))
@@ -322,7 +426,19 @@ class ZoVHCurvature:
         ``jac`` plus ``hess`` or ``hessp`` as the method accepts them (see
         :data:`SOLVER_HOOKS`), with a positive-definite surrogate where the method needs
         one (its default there, or ``positive_definite`` when set). They share this
-        object's queries, cache and ``nfev``."""
+        object's queries, cache and ``nfev``.
+
+        Raises
+        ------
+        ValueError
+            ``method`` is not one of the solvers in :data:`SOLVER_HOOKS`.
+
+        Examples
+        --------
+        >>> import zo_scipy
+        >>> sorted(zo_scipy.ZoVHCurvature(sum).hooks("trust-ncg"))
+        ['hessp', 'jac']
+        """
         key = str(method).lower()
         if key not in SOLVER_HOOKS:
             raise ValueError(f"method must be one of {tuple(SOLVER_HOOKS)}, got {method!r}")

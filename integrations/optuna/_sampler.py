@@ -53,7 +53,37 @@ _PENDING = (TrialState.RUNNING, TrialState.WAITING)
 
 
 class ZoARStateWarning(UserWarning):
-    """Stored state under the ``zoar:`` prefix was ignored (corrupt or foreign)."""
+    """Stored state under the ``zoar:`` prefix was ignored (corrupt or foreign).
+
+    A sampler warns once per cause (the first trial it was found in is named, with the
+    settings that differ when that is the cause) and continues from older stored state,
+    or from the start.
+
+    See Also
+    --------
+    ZoARSampler : the sampler that writes and checks the state.
+
+    References
+    ----------
+    - Takuya Akiba, Shotaro Sano, Toshihiko Yanase, Takeru Ohta, Masanori Koyama, "Optuna: A
+      Next-generation Hyperparameter Optimization Framework", KDD 2019, arXiv:1907.10902.
+
+    Examples
+    --------
+    >>> import warnings, optuna
+    >>> from zo_scipy.integrations.optuna import ZoARSampler, ZoARStateWarning
+    >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+    >>> f = lambda t: t.suggest_float("x", -5, 5) ** 2 + t.suggest_float("y", -5, 5) ** 2
+    >>> study = optuna.create_study(sampler=ZoARSampler(seed=0, num_queries=4))
+    >>> study.optimize(f, n_trials=12)
+    >>> other = optuna.load_study(study_name=study.study_name, storage=study._storage,
+    ...                           sampler=ZoARSampler(seed=0, num_queries=6))
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     other.optimize(f, n_trials=3)
+    >>> [str(r.message).split("(")[1].split(")")[0] for r in w if r.category is ZoARStateWarning]
+    ['num_queries: 4 in the study, 6 here']
+    """
 
 
 def _supported(dist: BaseDistribution) -> bool:
@@ -87,12 +117,13 @@ class ZoARSampler(BaseSampler):
     Parameters
     ----------
     seed : int, optional
-        Seeds the directions and the startup trials (each from ``(seed, trial
+        Default None. Seeds the directions and the startup trials (each from ``(seed, trial
         number, parameter)``, so that processes never repeat a point). With ``None``
         it is derived from the study's name and first trial: all workers agree.
     n_startup_trials : int
-        Trials sampled by ``independent_sampler`` before ZoAR starts; ZoAR then
-        starts at the best of them (unless ``x0`` is given).
+        Default 0. Trials sampled by ``independent_sampler`` before ZoAR starts; ZoAR then
+        starts at the best of them (unless ``x0`` is given). With 0, the study's first
+        trial evaluates the starting point itself (``x0`` or the middle of the box).
     independent_sampler : optuna.samplers.BaseSampler, optional
         For categorical and other unsupported parameters (with Optuna's standard
         warning) and startup trials. Default: ``RandomSampler(seed=seed)``.
@@ -100,21 +131,37 @@ class ZoARSampler(BaseSampler):
         Smoothing radius and initial step size as fractions of each parameter's
         range, in [1e-12, 1e3]. Defaults ``DEFAULT_MU`` (0.1) and ``DEFAULT_LR`` (0.05).
     num_queries : int
-        :math:`K`, trials per generation.
+        :math:`K`, trials per generation. Default 10.
     num_histories : int
-        :math:`N`, past generations whose trials are reused in the estimate.
+        :math:`N`, past generations whose trials are reused in the estimate. Default 5.
     x0 : dict, optional
-        Initial parameter values (the rest start at the middle of their range).
+        Initial parameter values (the rest start at the middle of their range). Default None.
     update : {"adam", "radazo", "sgd"}
-        Update rule of the core (:func:`zo_scipy.core.updates.make_update_rule`).
+        Update rule of the core (:func:`zo_scipy.core.make_update_rule`). Default ``"adam"``.
     schedule : {"adaptive", "constant"}
-        ``adaptive`` shrinks the step when progress stalls
-        (:class:`zo_scipy.core.control.StepControl`).
+        ``adaptive`` (default) shrinks the step when progress stalls
+        (:class:`zo_scipy.core.StepControl`).
     adapt_mu : bool, optional
         Shrink ``mu`` with the step (default: True when ``mu`` is not given).
     directions : {"gaussian", "sphere", "orthogonal"}
+        The core's direction distributions (:func:`zo_scipy.core.sample_directions`).
+        Default ``"gaussian"``.
     warn_independent_sampling : bool
         Log Optuna's warning when a parameter falls back to the independent sampler.
+        Default True.
+
+    Raises
+    ------
+    ValueError
+        An option out of range (the message names it); at sampling time, a
+        multi-objective study or an ``x0`` value outside its parameter's range.
+    TypeError
+        ``x0`` not a dict, ``independent_sampler`` not an Optuna sampler.
+
+    See Also
+    --------
+    zo_scipy.ZoAR : the core optimizer each generation steps.
+    optuna.samplers.CmaEsSampler : the closest Optuna sampler (see the docs' benchmark).
 
     Notes
     -----
@@ -124,6 +171,29 @@ class ZoARSampler(BaseSampler):
     warning. A generation closes by a rule of trial numbers (see
     :meth:`_closing_trials`): give the storage a heartbeat so that Optuna fails the
     trials of dead workers. A changed search space starts a new optimizer.
+
+    References
+    ----------
+    - Junbin Qiu, Zhengpeng Xie, Xiangda Yan, Yongjie Yang, Yao Shu, "Zeroth-Order Optimization
+      is Secretly Single-Step Policy Optimization", arXiv:2506.14460, 2025 (the ZoAR paper).
+    - Takuya Akiba, Shotaro Sano, Toshihiko Yanase, Takeru Ohta, Masanori Koyama, "Optuna: A
+      Next-generation Hyperparameter Optimization Framework", KDD 2019, arXiv:1907.10902.
+    - Diederik P. Kingma, Jimmy Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
+      arXiv:1412.6980 (the default update).
+
+    Examples
+    --------
+    >>> import optuna
+    >>> from zo_scipy.integrations.optuna import ZoARSampler
+    >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+    >>> def objective(trial):
+    ...     return sum((trial.suggest_float(f"x{i}", -5, 5) - 1) ** 2 for i in range(5))
+    >>> study = optuna.create_study(sampler=ZoARSampler(seed=0, num_queries=4))
+    >>> study.optimize(objective, n_trials=200)
+    >>> study.trials[0].params["x0"]                # trial 0 evaluates the box's middle
+    0.0
+    >>> bool(study.best_value < 0.25 * objective(study.trials[0]))
+    True
     """
 
     def __init__(
@@ -180,16 +250,18 @@ class ZoARSampler(BaseSampler):
         self._dead_before: Any = None  # see started_dead_before(); set under the lock
         self._decoded: dict[tuple[Any, ...], _Loaded | None] = {}  # (None: bad)
         self._warned_blocked: set[tuple[str, int]] = set()
-        self._warned: set[tuple[int, str]] = set()
+        self._warned: set[str] = set()  # causes already warned about (see _warn)
         self._dirs: dict[tuple[int, int, int], torch.Tensor] = {}
         self._boxes: dict[str, UnitBox] = {}
 
     # -- Optuna API ---------------------------------------------------------------
     def reseed_rng(self) -> None:
+        """Reseed the independent sampler (the directions are seeded by the stored seed)."""
         # Directions are seeded by (stored seed, generation): nothing to reseed here.
         self._independent_sampler.reseed_rng()
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Optuna's hook: records the trial's first heartbeat, then the independent sampler's hook."""
         # A worker killed while sampling must leave a trial that the heartbeat check can fail,
         # or the generation it blocks would never close.
         record_first_heartbeat(study, trial)
@@ -197,10 +269,12 @@ class ZoARSampler(BaseSampler):
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
                     values: Sequence[float] | None) -> None:
+        """Optuna's hook: passed to the independent sampler."""
         self._independent_sampler.after_trial(study, trial, state, values)
 
     def infer_relative_search_space(self, study: optuna.Study,
                                     trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        """The float and int parameters every complete trial has (see *Search space* in the docs)."""
         with self._lock:
             tracker = self._spaces.setdefault(study._study_id, _SpaceTracker())
             space = tracker.calculate(study)
@@ -208,6 +282,7 @@ class ZoARSampler(BaseSampler):
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        """ZoAR's values for the relative search space (empty during startup)."""
         self._check_single_objective(study)
         numeric = {n: d for n, d in search_space.items() if _supported(d)}
         params: dict[str, Any] = self._sample_zoar(study, trial, numeric) if numeric else {}
@@ -218,6 +293,7 @@ class ZoARSampler(BaseSampler):
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
+        """A parameter outside the relative search space: the independent sampler's value (trial 0 of a study without startup trials: the starting point)."""
         self._check_single_objective(study)
         # Warn only about parameters ZoAR cannot take over: not about a numeric parameter
         # of a trial that started before any trial had completed (nothing to relate to).
@@ -236,7 +312,16 @@ class ZoARSampler(BaseSampler):
                             dist: BaseDistribution) -> Any:
         """The independent sampler's value; the default one draws from a generator seeded by
         ``(seed, trial number, name)``, so that workers in other processes never repeat a
-        startup trial (with ``seed=None`` every process has its own random generator)."""
+        startup trial (with ``seed=None`` every process has its own random generator).
+
+        The study's first trial (number 0) is the exception when there are no startup
+        trials: its float and int parameters are ZoAR's starting point (``x0``, else the
+        middle of the box), the center that generation 0 then samples around. Optuna
+        knows a define-by-run search space only once a trial has completed, so trial 0
+        is always sampled here, not by :meth:`sample_relative`.
+        """
+        if trial.number == 0 and self._n_startup_trials == 0 and _supported(dist):
+            return self._start_params(UnitBox({name: dist}))[name]
         if self._default_independent and self._seed is not None:
             rs = RandomSampler(seed=stored.trial_seed(self._seed, trial.number, name))
             return rs.sample_independent(study, trial, name, dist)
@@ -249,6 +334,18 @@ class ZoARSampler(BaseSampler):
         ``document`` (the stored JSON, see :mod:`zo_scipy.integrations.optuna._state`).
 
         ``None`` before ZoAR has sampled (startup, or no numeric parameter yet).
+
+        Examples
+        --------
+        >>> import optuna
+        >>> from zo_scipy.integrations.optuna import ZoARSampler
+        >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+        >>> sampler = ZoARSampler(seed=0, num_queries=4, x0={"x": 2.0})
+        >>> study = optuna.create_study(sampler=sampler)
+        >>> study.optimize(lambda t: (t.suggest_float("x", -5, 5) - 1) ** 2, n_trials=3)
+        >>> state = sampler.get_state(study)
+        >>> state["gen"], state["params"]             # generation 0, centered at x0
+        (0, {'x': 2.0})
         """
         space = self.infer_relative_search_space(study, None)  # type: ignore[arg-type]  # Optuna's own samplers pass None too
         if not space:
@@ -286,11 +383,14 @@ class ZoARSampler(BaseSampler):
         return self._boxes[key], key
 
     def _warn(self, trial: FrozenTrial, what: str) -> None:
-        if (trial._trial_id, what) in self._warned:
+        """Warn once per cause (``what``) and sampler: the first trial it was found in is
+        named; later trials with the same cause are skipped silently."""
+        if what in self._warned:
             return
-        self._warned.add((trial._trial_id, what))
+        self._warned.add(what)
         warnings.warn(f"ZoARSampler ignores the state stored in trial {trial.number}: {what}. "
-                      "Continuing from older stored state (or from the start).",
+                      "Continuing from older stored state (or from the start); stored state "
+                      "with the same cause is ignored without a further warning.",
                       ZoARStateWarning, stacklevel=4)
 
     def _points(self, trials: list[FrozenTrial], box: UnitBox) -> Callable[[list[int]], torch.Tensor]:
@@ -467,18 +567,23 @@ class ZoARSampler(BaseSampler):
                     return done
         return None
 
+    def _start_params(self, box: UnitBox) -> dict[str, int | float]:
+        """The starting point as parameters: ``x0`` where given, the middle of the box
+        (of the log scale for log parameters) elsewhere."""
+        params = box.from_unit(np.full(box.dim, 0.5))
+        for name, v in (self._x0 or {}).items():
+            if name in params:
+                dist = box.search_space[name]
+                assert isinstance(dist, (FloatDistribution, IntDistribution))  # _supported()
+                if not isinstance(v, (int, float)) or isinstance(v, bool) or not (
+                        dist.low <= v <= dist.high):
+                    raise ValueError(f"x0[{name!r}] = {v!r} is outside {dist}")
+                params[name] = v
+        return params
+
     def _initial_x(self, done: list[FrozenTrial], box: UnitBox, config: stored.Config) -> list[float]:
         if self._x0 is not None:
-            params = box.from_unit(np.full(box.dim, 0.5))
-            for name, v in self._x0.items():
-                if name in params:
-                    dist = box.search_space[name]
-                    assert isinstance(dist, (FloatDistribution, IntDistribution))  # _supported()
-                    if not isinstance(v, (int, float)) or isinstance(v, bool) or not (
-                            dist.low <= v <= dist.high):
-                        raise ValueError(f"x0[{name!r}] = {v!r} is outside {dist}")
-                    params[name] = v
-            return box.to_unit(params).tolist()
+            return box.to_unit(self._start_params(box)).tolist()
         if done:
             sign = -1.0 if config.maximize else 1.0
             best = min(done, key=lambda t: sign * (t.value if t.value is not None else math.inf))

@@ -271,8 +271,7 @@ def decode(doc: Any, config: Config, space: str, d: int,
     if doc.get("format") != FORMAT:
         raise CorruptState(f"unknown format {doc.get('format')!r:.40} (this sampler writes {FORMAT})")
     if doc.get("config") != config.key():
-        raise CorruptState("written by a ZoARSampler with different settings (num_queries, "
-                           "num_histories, mu, lr, update, schedule, directions or direction)")
+        raise CorruptState(f"written by a ZoARSampler with different settings ({settings_diff(doc, config)})")
     if doc.get("space") != space:
         raise CorruptState("written for another search space")
     gen, raw = doc.get("gen"), doc.get("trials")
@@ -317,6 +316,19 @@ def decode(doc: Any, config: Config, space: str, d: int,
     if set(trials) != {r.tag for r in opt.records}:
         raise CorruptState("trials does not list exactly the batches in the core state")
     return opt, trials
+
+
+def settings_diff(doc: dict[str, Any], config: Config) -> str:
+    """Which of this sampler's settings differ from those that wrote ``doc``, as
+    ``name: stored -> here`` (the options the core state records, else the direction)."""
+    mine = config.options.to_dict()
+    theirs = doc.get("core", {}).get("options") if isinstance(doc.get("core"), dict) else None
+    if isinstance(theirs, dict):
+        diff = [f"{k}: {theirs[k]!r:.40} in the study, {mine[k]!r:.40} here" for k in mine
+                if k in theirs and theirs[k] != mine[k] and k != "max_queries"]
+        if diff:  # max_queries follows num_queries: never named on its own
+            return "; ".join(diff)
+    return "the study's direction or an option the state does not record"
 
 
 def core_state(doc: dict[str, Any], d: int) -> dict[str, Any]:

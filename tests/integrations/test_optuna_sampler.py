@@ -485,3 +485,44 @@ def test_a_trial_left_running_holds_its_generation_until_it_fails(caplog) -> Non
     s.optimize(lambda t: sphere(t, 3), n_trials=8)
     assert ZoARSampler(seed=0, **KW).get_state(s)["gen"] >= gen + 2  # K = 4: 8 trials, 2 generations
     check_study(s, max_untagged=1, seed=0, **KW)
+
+
+def test_a_worker_with_other_settings_warns_once_naming_the_setting() -> None:
+    # A study run with the defaults, then a worker with num_queries=20 for 5 trials: every
+    # stored generation is foreign to it, but it warns once, naming only num_queries.
+    s = optuna.create_study(sampler=ZoARSampler(seed=0))
+    s.optimize(sphere, n_trials=40)
+    assert sum(stored.KEY_STATE in t.system_attrs for t in s.trials) >= 3  # >= 3 foreign states
+    other = optuna.load_study(study_name=s.study_name, storage=s._storage,
+                              sampler=ZoARSampler(seed=0, num_queries=20))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        other.optimize(sphere, n_trials=5)
+    messages = [str(w.message) for w in caught if issubclass(w.category, ZoARStateWarning)]
+    assert len(messages) == 1, messages
+    assert "num_queries: 10 in the study, 20 here" in messages[0]
+    for other_setting in ("num_histories", "mu", "lr", "update", "schedule", "directions"):
+        assert other_setting not in messages[0].split("settings (")[1]
+
+
+@pytest.mark.parametrize("x0, expected", [
+    (None, {"x": 0.0, "n": 5, "lg": 1.0}),                 # middle of the box (log scale for lg)
+    ({"x": 2.5, "n": 7}, {"x": 2.5, "n": 7, "lg": 1.0}),  # x0 where given
+])
+def test_the_first_trial_evaluates_the_starting_point(x0, expected) -> None:
+    def objective(t: optuna.Trial) -> float:
+        return (t.suggest_float("x", -5.0, 5.0) ** 2 + t.suggest_int("n", 0, 10)
+                + t.suggest_float("lg", 0.01, 100.0, log=True))
+
+    s = optuna.create_study(sampler=ZoARSampler(seed=0, x0=x0, **KW))
+    s.optimize(objective, n_trials=4)  # trial 0, then 3 of generation 0's K = 4 (still open)
+    assert s.trials[0].params == pytest.approx(expected)
+    assert stored.KEY_GEN not in s.trials[0].system_attrs  # not a member of a generation
+    # Generation 0 is centered there: its trials are the start plus mu u (mu = 0.1 of the range).
+    state = ZoARSampler(seed=0, x0=x0, **KW).get_state(s)
+    assert state["gen"] == 0 and state["params"] == pytest.approx(expected)
+    assert all(t.system_attrs[stored.KEY_GEN] == 0 for t in s.trials[1:])
+    # With startup trials the first trial is the independent sampler's, as documented.
+    s = optuna.create_study(sampler=ZoARSampler(seed=0, n_startup_trials=2, **KW))
+    s.optimize(objective, n_trials=1)
+    assert s.trials[0].params != pytest.approx(expected)

@@ -31,7 +31,59 @@ import torch
 
 @dataclass
 class StepControl:
-    """Window-based step-size controller; see the module docstring."""
+    r"""Window-based step-size controller from the batch means the estimator already has.
+
+    Parameters
+    ----------
+    lr : float
+        Initial step size (changed in place by the controller).
+    window : int
+        Iterations per window of batch means.
+    decay, growth : float
+        Factors applied to ``lr`` on a stall and after ``grow_after`` improving windows.
+    grow_after : int
+        Improving windows in a row before ``lr`` grows.
+    restore_sigmas : float
+        A window worse than the best by more than this many spreads is a divergence.
+    xtol : float
+        ``converged`` once ``lr <= xtol * lr0``.
+    patience : int
+        Stalled windows in a row before a decay (raised by ZoAR under noise).
+
+    See Also
+    --------
+    zo_scipy.ZoAR : the optimizer that feeds it one batch mean per iteration.
+
+    Notes
+    -----
+    The mean of the :math:`K` values :math:`f(x_t + \mu u_k)` is an unbiased estimate of
+    the smoothed objective :math:`F_\mu(x_t) = E f(x_t + \mu u)`. Windows of these means
+    are compared: an improvement keeps ``lr`` (growing it after ``grow_after`` of them), a
+    stall decays it, a jump above the best window by more than ``restore_sigmas`` spreads
+    returns to the best window's iterate (``anchor``). See the module notes above for the
+    full rule.
+
+    References
+    ----------
+    - Junbin Qiu, Zhengpeng Xie, Xiangda Yan, Yongjie Yang, Yao Shu, "Zeroth-Order Optimization
+      is Secretly Single-Step Policy Optimization", arXiv:2506.14460, 2025 (the ZoAR paper).
+    - Yurii Nesterov, Vladimir Spokoiny, "Random gradient-free minimization of convex
+      functions", Foundations of Computational Mathematics 17, 527-566, 2017 (the smoothing
+      :math:`F_\mu`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from zo_scipy.core import StepControl
+    >>> c = StepControl(lr=0.1, window=2)
+    >>> x = torch.zeros(3)
+    >>> [c.observe(m, x) for m in (10.0, 9.0, 8.0, 7.0, 8.0, 9.0)]  # improve, then stall
+    ['', '', '', '', '', 'decay']
+    >>> c.lr, c.converged
+    (0.05, False)
+    >>> c.undo_decay(); c.lr                  # the caller handled the stall another way
+    0.1
+    """
 
     lr: float
     window: int = 4
@@ -58,13 +110,24 @@ class StepControl:
 
     @property
     def converged(self) -> bool:
+        """``lr`` fell below ``xtol`` times its initial value."""
         return self.lr <= self.xtol * self.lr0
 
     def observe(self, batch_mean: float, x: torch.Tensor) -> str:
         """Record one iteration's batch mean, measured around iterate ``x``.
 
-        Returns the event: ``"restore"`` (return to :attr:`anchor` and forget the
-        history and moments), ``"decay"`` or ``"grow"`` (``lr`` changed) or ``""``.
+        Parameters
+        ----------
+        batch_mean : float
+            Mean of the iteration's values (non-finite: a divergence).
+        x : torch.Tensor
+            The iterate the batch was drawn around (copied when it becomes the anchor).
+
+        Returns
+        -------
+        str
+            The event: ``"restore"`` (return to :attr:`anchor` and forget the
+            history and moments), ``"decay"`` or ``"grow"`` (``lr`` changed) or ``""``.
         """
         if not math.isfinite(batch_mean):
             return self._diverged()

@@ -32,11 +32,66 @@ import torch
 
 
 class BudgetExhausted(RuntimeError):
-    """Raised instead of calling the objective beyond ``max_evals``."""
+    """Raised instead of calling the objective beyond ``max_evals``.
+
+    :class:`BatchObjective` raises it before a batch that would not fit in the budget,
+    so the budget is hard: the objective is never called once more than allowed. The
+    SciPy methods turn it into ``res.status == 1`` ("maximum number of function
+    evaluations has been reached").
+
+    See Also
+    --------
+    BatchObjective : the evaluator that enforces ``max_evals``.
+    ObjectiveError : the objective itself raised.
+
+    References
+    ----------
+    - Junbin Qiu, Zhengpeng Xie, Xiangda Yan, Yongjie Yang, Yao Shu, "Zeroth-Order Optimization
+      is Secretly Single-Step Policy Optimization", arXiv:2506.14460, 2025 (the ZoAR paper).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from zo_scipy.core import BatchObjective, BudgetExhausted
+    >>> f = BatchObjective(lambda x: float(x.sum()), shape=(2,), max_evals=3)
+    >>> f(torch.zeros(2, 2)).tolist()
+    [0.0, 0.0]
+    >>> try:
+    ...     f(torch.zeros(2, 2))
+    ... except BudgetExhausted as e:
+    ...     print(e)
+    evaluating 2 points would exceed max_evals=3 (2 used)
+    """
 
 
 class ObjectiveError(RuntimeError):
-    """The user's objective raised; the original exception is ``__cause__``."""
+    """The user's objective raised; the original exception is ``__cause__``.
+
+    The SciPy methods report it as ``res.status == 4`` with the best point found
+    before the exception; a :class:`KeyboardInterrupt` is not wrapped.
+
+    See Also
+    --------
+    BatchObjective : the evaluator that wraps the objective's exceptions.
+    BudgetExhausted : the budget, not the objective, stopped the batch.
+
+    References
+    ----------
+    - Junbin Qiu, Zhengpeng Xie, Xiangda Yan, Yongjie Yang, Yao Shu, "Zeroth-Order Optimization
+      is Secretly Single-Step Policy Optimization", arXiv:2506.14460, 2025 (the ZoAR paper).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from zo_scipy.core import BatchObjective, ObjectiveError
+    >>> def f(x):
+    ...     raise KeyError("missing")
+    >>> try:
+    ...     BatchObjective(f, shape=(2,))(torch.zeros(1, 2))
+    ... except ObjectiveError as e:
+    ...     print(type(e.__cause__).__name__, "|", e)
+    KeyError | the objective raised KeyError: 'missing'
+    """
 
 
 class ObjectiveValueError(ValueError):
@@ -74,6 +129,12 @@ class _Call:
 class BatchObjective:
     """Evaluate batches of points for the estimator core.
 
+    Called with an ``(m, n)`` tensor of flat points, it returns their ``m`` values as a
+    tensor on the same device. It counts evaluations (``nfev``), enforces a hard
+    budget, projects every point onto the float64 box, hands the objective copies (so
+    an objective that writes into its argument cannot change the estimator's points)
+    and remembers the best finite value and its point (``best_f``, ``best_x``).
+
     Parameters
     ----------
     fun : callable
@@ -90,6 +151,44 @@ class BatchObjective:
         Hard budget: :class:`BudgetExhausted` instead of an extra call.
     lower, upper : numpy.ndarray, optional
         The float64 box (flattened) every point is projected onto before the call.
+
+    Raises
+    ------
+    TypeError
+        ``fun`` is not callable.
+    BudgetExhausted
+        (when called) the batch would exceed ``max_evals``.
+    ObjectiveError
+        (when called) the objective raised; the original exception is ``__cause__``.
+    ObjectiveValueError
+        (when called) the objective returned something that is not one real value per point.
+
+    See Also
+    --------
+    zo_scipy.ZoAR.ask, zo_scipy.ZoAR.tell : the ask/tell loop this evaluator serves.
+
+    Notes
+    -----
+    ``-inf`` is counted (``n_neg_inf``) and never becomes ``best_f``: it is treated as
+    invalid like NaN (see the behaviour page of the docs).
+
+    References
+    ----------
+    - Junbin Qiu, Zhengpeng Xie, Xiangda Yan, Yongjie Yang, Yao Shu, "Zeroth-Order Optimization
+      is Secretly Single-Step Policy Optimization", arXiv:2506.14460, 2025 (the ZoAR paper).
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from zo_scipy.core import BatchObjective
+    >>> f = BatchObjective(lambda x: float(np.sum(x**2)), shape=(2,),
+    ...                    lower=np.array([-1.0, -1.0]), upper=np.array([1.0, 1.0]))
+    >>> f(torch.tensor([[3.0, 0.0], [0.5, 0.5]], dtype=torch.float64))  # the first is clipped
+    tensor([1.0000, 0.5000], dtype=torch.float64)
+    >>> f.nfev, f.best_f, f.best_x.tolist(), f.remaining
+    (2, 0.5, [0.5, 0.5], inf)
+    >>> f.user_points(torch.tensor([[-7.0, 0.25]]))  # what the objective would be called at
+    array([[-1.  ,  0.25]])
     """
 
     def __init__(
@@ -120,6 +219,7 @@ class BatchObjective:
 
     @property
     def remaining(self) -> float:
+        """Evaluations left in the budget (``inf`` without ``max_evals``)."""
         return math.inf if self.max_evals is None else self.max_evals - self.nfev
 
     def user_points(self, X: torch.Tensor) -> np.ndarray:

@@ -57,7 +57,54 @@ def _check_batch(U: torch.Tensor, y: torch.Tensor, need: int) -> int:
 def zovh_gradient(U: torch.Tensor, y: torch.Tensor, mu: float, *, antithetic: bool = False) -> torch.Tensor:
     r"""The ZoVH gradient :math:`g = \frac{1}{M-1}\sum_i w_i u_i` (= :func:`zoar_gradient`);
     with ``antithetic=True`` the pair-corrected :math:`\frac{1}{M}\sum_i w_i u_i`
-    (a central difference)."""
+    (a central difference).
+
+    Parameters
+    ----------
+    U : torch.Tensor
+        Directions, ``(M, d)``.
+    y : torch.Tensor
+        Values :math:`f(x + \mu u_i)`, ``(M,)``.
+    mu : float
+        Smoothing radius.
+    antithetic : bool
+        The rows are :math:`(u, -u)` pairs.
+
+    Returns
+    -------
+    torch.Tensor
+        The gradient estimate, ``(d,)``.
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not match, or fewer than 2 queries.
+
+    See Also
+    --------
+    zo_scipy.core.zoar_gradient : the same estimator.
+    zovh_hessian : the Hessian from the same queries.
+
+    References
+    ----------
+    - Junbin Qiu, Zhaowei Hong, Renzhe Xu et al., "Revisiting Zeroth-Order Hessian Approximation:
+      A Single-Step Policy Optimization Lens", 2026 (the ZoVH paper; the authors' code is at
+      https://github.com/Qjbtiger/ZoVH).
+    - Junbin Qiu, Zhengpeng Xie, Xiangda Yan, Yongjie Yang, Yao Shu, "Zeroth-Order Optimization
+      is Secretly Single-Step Policy Optimization", arXiv:2506.14460, 2025 (the ZoAR paper).
+
+    Examples
+    --------
+    With antithetic pairs the estimate is a central difference, exact on a quadratic
+    (here four directions :math:`\pm\sqrt 2 e_k`, whose mean :math:`uu^T` is :math:`I`):
+
+    >>> import torch
+    >>> from zo_scipy.core import zovh_gradient
+    >>> U = 2**0.5 * torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]], dtype=torch.float64)
+    >>> f = lambda X: (X**2).sum(-1) + X[:, 0]                # gradient (1, 0) at 0
+    >>> zovh_gradient(U, f(0.1 * U), 0.1, antithetic=True)
+    tensor([1., 0.], dtype=torch.float64)
+    """
     M = _check_batch(U, y, 2)
     g = zoar_gradient(U, y, mu)
     return g * ((M - 1) / M) if antithetic else g
@@ -70,6 +117,62 @@ def zovh_hessian(U: torch.Tensor, y: torch.Tensor, mu: float, *, antithetic: boo
     Unbiased for :math:`\nabla^2 F_\mu(x)` with ``M`` independent on-policy queries.
     ``antithetic=True``: rows are :math:`(u, -u)` pairs and the normalizer is
     :math:`1/(M-2)` (still unbiased; see the module docstring). Memory :math:`O(Md)`.
+
+    Parameters
+    ----------
+    U : torch.Tensor
+        Directions, ``(M, d)`` (Gaussian, :math:`E[uu^T] = I`).
+    y : torch.Tensor
+        Values :math:`f(x + \mu u_i)`, ``(M,)``.
+    mu : float
+        Smoothing radius.
+    antithetic : bool
+        The rows are :math:`(u, -u)` pairs.
+
+    Returns
+    -------
+    LowRankHessian
+        :math:`\hat H` with weights :math:`c_i = h_i/(M-1)` (or :math:`/(M-2)`), rank at most ``M``.
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not match, or too few queries (2; 3 with ``antithetic``).
+
+    See Also
+    --------
+    zovh_hessian_reuse : the same over a reuse buffer.
+    zo_scipy.core.woodbury_solve : solves with :math:`\lambda I + \hat H`.
+
+    Notes
+    -----
+    The estimator rests on Stein's identity for Gaussian smoothing,
+    :math:`\nabla^2 F_\mu(x) = E[(f(x+\mu u) - b)(uu^T - I)]/\mu^2` for any baseline
+    :math:`b`; the ZoVH paper shows the mean baseline minimizes the variance, and the
+    :math:`-I` term averages out against the centred weights.
+
+    References
+    ----------
+    - Junbin Qiu, Zhaowei Hong, Renzhe Xu et al., "Revisiting Zeroth-Order Hessian Approximation:
+      A Single-Step Policy Optimization Lens", 2026 (the ZoVH paper; the authors' code is at
+      https://github.com/Qjbtiger/ZoVH).
+    - Charles M. Stein, "Estimation of the mean of a multivariate normal distribution", Annals of
+      Statistics 9(6), 1135-1151, 1981 (the Gaussian identity behind second-order estimates).
+    - Yurii Nesterov, Vladimir Spokoiny, "Random gradient-free minimization of convex
+      functions", Foundations of Computational Mathematics 17, 527-566, 2017.
+
+    Examples
+    --------
+    The estimate is unbiased: averaged over many queries it approaches the Hessian of a
+    quadratic (here :math:`\operatorname{diag}(1, 3)`):
+
+    >>> import torch
+    >>> from zo_scipy.core import make_generator, sample_directions, zovh_hessian
+    >>> U = sample_directions(200000, 2, generator=make_generator(0))
+    >>> f = lambda X: 0.5 * (X[:, 0]**2 + 3 * X[:, 1]**2)
+    >>> H = zovh_hessian(U, f(0.1 * U), 0.1).dense()
+    >>> bool((H - torch.diag(torch.tensor([1.0, 3.0], dtype=torch.float64))).abs().max() < 0.05)
+    True
     """
     M = _check_batch(U, y, 3 if antithetic else 2)
     h = (y - y.mean()) / (mu * mu)
@@ -80,7 +183,49 @@ def zovh_hessian_reuse(history: QueryHistory, mu: float, *, antithetic: bool = F
     r"""ZoVH with query reuse: the same formula over every pair in a
     :class:`~zo_scipy.core.history.QueryHistory`, :math:`M = |B|`, the mean over old and
     new values alike, old values used as stored (never re-evaluated) and scaled by
-    :math:`1/\mu^2` like the new ones (the authors' reuse variant drops a :math:`1/\mu`)."""
+    :math:`1/\mu^2` like the new ones (the authors' reuse variant drops a :math:`1/\mu`).
+
+    Parameters
+    ----------
+    history : QueryHistory
+        The buffer of :math:`(u_j, y_j)` pairs.
+    mu : float
+        Smoothing radius.
+    antithetic : bool
+        The stored rows are :math:`(u, -u)` pairs.
+
+    Returns
+    -------
+    LowRankHessian
+
+    See Also
+    --------
+    zovh_hessian : the same formula on one batch.
+    zo_scipy.core.QueryHistory : the buffer.
+
+    Notes
+    -----
+    Old pairs were drawn around earlier iterates (off-policy); the estimate is then
+    biased by how far the iterate moved, the price of reusing queries for free.
+
+    References
+    ----------
+    - Junbin Qiu, Zhaowei Hong, Renzhe Xu et al., "Revisiting Zeroth-Order Hessian Approximation:
+      A Single-Step Policy Optimization Lens", 2026 (the ZoVH paper; the authors' code is at
+      https://github.com/Qjbtiger/ZoVH).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from zo_scipy.core import QueryHistory, make_generator, sample_directions, zovh_hessian_reuse
+    >>> h = QueryHistory(4000, 3, dtype=torch.float64, device="cpu")
+    >>> f = lambda X: (X**2).sum(-1)                           # Hessian 2 I
+    >>> for seed in range(4):
+    ...     U = sample_directions(1000, 3, generator=make_generator(seed))
+    ...     h.append(U, f(0.1 * U))
+    >>> zovh_hessian_reuse(h, 0.1).rank_bound
+    4000
+    """
     return zovh_hessian(history.directions(), history.values(), mu, antithetic=antithetic)
 
 
@@ -117,6 +262,54 @@ def sherman_morrison_solve(H: LowRankHessian, v: torch.Tensor, lam: float, *, gu
 
     Exact when the :math:`u_i` are mutually orthogonal and ``H.diag == 0``; otherwise an
     approximation (use :func:`~zo_scipy.core.lowrank.woodbury_solve` for the exact product).
+
+    Parameters
+    ----------
+    H : LowRankHessian
+        The ZoVH estimate.
+    v : torch.Tensor
+        Right-hand side, ``(d,)`` or ``(d, k)``.
+    lam : float
+        :math:`\lambda > 0`.
+    guard : float
+        Relative floor of the denominators.
+
+    Returns
+    -------
+    torch.Tensor
+
+    Raises
+    ------
+    ValueError
+        ``lam <= 0``.
+
+    See Also
+    --------
+    zo_scipy.core.woodbury_solve : the exact product for any directions.
+
+    Notes
+    -----
+    For orthogonal :math:`u_i` each rank-one term is inverted on its own
+    (Sherman-Morrison), which is what the authors' code does for every set of directions.
+
+    References
+    ----------
+    - Junbin Qiu, Zhaowei Hong, Renzhe Xu et al., "Revisiting Zeroth-Order Hessian Approximation:
+      A Single-Step Policy Optimization Lens", 2026 (the ZoVH paper; the authors' code is at
+      https://github.com/Qjbtiger/ZoVH).
+    - Jack Sherman, Winifred J. Morrison, "Adjustment of an inverse matrix corresponding to a
+      change in one element of a given matrix", Annals of Mathematical Statistics 21(1), 124-127, 1950.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from zo_scipy.core import LowRankHessian, sherman_morrison_solve, woodbury_solve
+    >>> H = LowRankHessian(torch.eye(2, 3, dtype=torch.float64), torch.tensor([1.0, 3.0], dtype=torch.float64))
+    >>> v = torch.ones(3, dtype=torch.float64)
+    >>> sherman_morrison_solve(H, v, 1.0)                      # orthogonal rows: exact
+    tensor([0.5000, 0.2500, 1.0000], dtype=torch.float64)
+    >>> bool(torch.allclose(woodbury_solve(H, v, 1.0), sherman_morrison_solve(H, v, 1.0)))
+    True
     """
     cp = sherman_morrison_coefficients(H, lam, guard=guard)
     Uv = H.U @ v
@@ -139,6 +332,56 @@ def inverse_hessian_gradient(
     mean): without that, the self term :math:`c'_i w_i |u_i|^2` makes :math:`d` collapse
     in high dimension. ``correction=False`` uses :math:`p_i = u_i^T g` (the naive
     plug-in) for comparison. Needs :math:`M \ge 3`.
+
+    Parameters
+    ----------
+    U : torch.Tensor
+        Directions, ``(M, d)``.
+    y : torch.Tensor
+        Values, ``(M,)``.
+    mu : float
+        Smoothing radius.
+    lam : float
+        :math:`\lambda > 0`.
+    correction : bool
+        Leave query :math:`i`'s own term out of :math:`p_i` (the bias correction).
+    guard : float
+        Relative floor of the denominators of :math:`c'_i`.
+
+    Returns
+    -------
+    torch.Tensor
+        The direction :math:`d \approx (\lambda I + H)^{-1} \nabla f`, ``(d,)``.
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not match, fewer than 3 queries, or ``lam <= 0``.
+
+    See Also
+    --------
+    zo_scipy.zovh : the SciPy method stepping along this direction.
+    zovh_hessian, zo_scipy.core.zoar_gradient : its two ingredients.
+
+    References
+    ----------
+    - Junbin Qiu, Zhaowei Hong, Renzhe Xu et al., "Revisiting Zeroth-Order Hessian Approximation:
+      A Single-Step Policy Optimization Lens", 2026 (the ZoVH paper; the authors' code is at
+      https://github.com/Qjbtiger/ZoVH).
+    - Jack Sherman, Winifred J. Morrison, "Adjustment of an inverse matrix corresponding to a
+      change in one element of a given matrix", Annals of Mathematical Statistics 21(1), 124-127, 1950.
+
+    Examples
+    --------
+    With a large :math:`\lambda` the direction is the gradient estimate over :math:`\lambda`:
+
+    >>> import torch
+    >>> from zo_scipy.core import make_generator, sample_directions, inverse_hessian_gradient, zoar_gradient
+    >>> U = sample_directions(40, 5, generator=make_generator(0))
+    >>> y = ((0.1 * U) ** 2).sum(-1) + 0.1 * U[:, 0]
+    >>> d = inverse_hessian_gradient(U, y, 0.1, lam=1e6)
+    >>> bool(torch.allclose(d * 1e6, zoar_gradient(U, y, 0.1), rtol=1e-3))
+    True
     """
     _check_batch(U, y, 1)
     return inverse_hessian_gradient_weights(U @ U.T, y, mu, lam, correction=correction, guard=guard) @ U

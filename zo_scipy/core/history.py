@@ -17,6 +17,47 @@ class QueryHistory:
         ``(N + 1) K`` for ``N`` past iterations of ``K`` queries.
     d : int
         Dimension.
+    dtype, device
+        Of the stored directions and values.
+
+    Raises
+    ------
+    ValueError
+        ``capacity < 1``.
+
+    See Also
+    --------
+    zoar_gradient : the estimator that reads the buffer.
+    zo_scipy.ZoAR : keeps one of these as its reuse buffer.
+
+    Notes
+    -----
+    Reusing the queries of the last :math:`N` iterations is the ZoAR paper's analogue of
+    experience replay in reinforcement learning (an agent learning again from stored
+    past experience, not only from its newest): with :math:`M = (N+1)K` pairs the
+    estimate uses every stored :math:`(u_j, y_j)` as if it had been drawn at the current
+    iterate. Rows are allocated as they are first written.
+
+    References
+    ----------
+    - Junbin Qiu, Zhengpeng Xie, Xiangda Yan, Yongjie Yang, Yao Shu, "Zeroth-Order Optimization
+      is Secretly Single-Step Policy Optimization", arXiv:2506.14460, 2025 (the ZoAR paper).
+    - Long-Ji Lin, "Self-improving reactive agents based on reinforcement learning,
+      planning and teaching", Machine Learning 8, 293-321, 1992 (experience replay).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from zo_scipy.core import QueryHistory
+    >>> h = QueryHistory(3, 2, dtype=torch.float64, device="cpu")
+    >>> h.append(torch.ones(2, 2, dtype=torch.float64), torch.tensor([1.0, 2.0]))
+    >>> h.append(torch.zeros(2, 2, dtype=torch.float64), torch.tensor([3.0, 4.0]))
+    >>> len(h), sorted(h.values().tolist())  # the oldest pair was overwritten
+    (3, [2.0, 3.0, 4.0])
+    >>> tuple(h.directions().shape)
+    (3, 2)
+    >>> h.clear(); len(h)
+    0
     """
 
     def __init__(self, capacity: int, d: int, *, dtype: torch.dtype, device: torch.device | str):
@@ -63,11 +104,14 @@ class QueryHistory:
         self.size = min(self.size + k, self.capacity)
 
     def directions(self) -> torch.Tensor:
+        """The stored directions, shape ``(len(self), d)`` (a view, in ring order)."""
         return self.U[: self.size]
 
     def values(self) -> torch.Tensor:
+        """The stored values, shape ``(len(self),)``, in the same order as :meth:`directions`."""
         return self.y[: self.size]
 
     def clear(self) -> None:
+        """Forget every pair (the allocation is kept)."""
         self.size = 0
         self._pos = 0

@@ -110,7 +110,28 @@ class PDRepair:
     (to 1 or to the floor, see :func:`repaired_precision`; ``clipped_mass`` = the sum of the raises, ``relative_clipped`` = that over
     :math:`\sum_j |\sigma_j|`); ``min_whitened_eig`` is the smallest :math:`1 + \sigma_j` before the
     repair (negative: the estimate is indefinite there); ``num_floored_diag`` diagonal entries were
-    at most 0 (or below the floor) and raised to ``diag_floor``."""
+    at most 0 (or below the floor) and raised to ``diag_floor``.
+
+    See Also
+    --------
+    zo_scipy.uq.LaplacePosterior : its ``repair`` attribute.
+    zo_scipy.core.positive_definite : the same kind of repair for optimization.
+
+    References
+    ----------
+    - Nicholas J. Higham, "Computing a nearest symmetric positive semidefinite matrix", Linear
+      Algebra and its Applications 103, 103-118, 1988.
+    - David J. C. MacKay, "A practical Bayesian framework for backpropagation networks", Neural
+      Computation 4(3), 448-472, 1992 (the Laplace approximation and its evidence).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import zo_scipy.uq as uq
+    >>> post = uq.laplace(lambda t: 0.5 * float(t @ t), np.ones(3), seed=0)
+    >>> post.repair.repaired, post.repair.num_clipped
+    (False, 0)
+    """
 
     num_clipped: int
     clipped_mass: float
@@ -121,6 +142,7 @@ class PDRepair:
 
     @property
     def repaired(self) -> bool:
+        """Whether anything was changed (an eigenvalue clipped or a diagonal entry floored)."""
         return self.num_clipped > 0 or self.num_floored_diag > 0
 
 

@@ -56,6 +56,44 @@ class LowRankHessian:
         ``(M,)`` weights :math:`c_i` (for ZoVH :math:`c_i = h_i / (M-1)`).
     diag : torch.Tensor or float
         Scalar (a multiple of the identity) or ``(d,)`` diagonal :math:`e`.
+
+    See Also
+    --------
+    zo_scipy.core.zovh_hessian : builds one from function values.
+    woodbury_solve : :math:`(\lambda I + H)^{-1} v` in one ``M x M`` solve.
+    spectral_form, positive_definite, compress : its eigen-projection and surrogates.
+
+    Notes
+    -----
+    Nothing ``d x d`` is formed unless :meth:`dense` is called: products cost
+    :math:`O(M d)`, the Gram matrix :math:`G = U U^T` (cached) :math:`O(M^2 d)`, and the
+    Frobenius norm and inner products go through :math:`G`.
+
+    References
+    ----------
+    - Junbin Qiu, Zhaowei Hong, Renzhe Xu et al., "Revisiting Zeroth-Order Hessian Approximation:
+      A Single-Step Policy Optimization Lens", 2026 (the ZoVH paper; the authors' code is at
+      https://github.com/Qjbtiger/ZoVH).
+    - Max A. Woodbury, "Inverting modified matrices", Memorandum Report 42, Statistical Research
+      Group, Princeton University, 1950.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from zo_scipy.core import LowRankHessian
+    >>> U = torch.eye(2, 3, dtype=torch.float64)              # directions e_1, e_2 in R^3
+    >>> H = LowRankHessian(U, torch.tensor([2.0, 3.0], dtype=torch.float64), 1.0)
+    >>> H.dense()
+    tensor([[3., 0., 0.],
+            [0., 4., 0.],
+            [0., 0., 1.]], dtype=torch.float64)
+    >>> H.matvec(torch.ones(3, dtype=torch.float64)), H.trace(), H.dim, H.rank_bound
+    (tensor([3., 4., 1.], dtype=torch.float64), 8.0, 3, 2)
+    >>> H.diagonal_part(), H.gram()
+    (tensor([1., 1., 1.], dtype=torch.float64), tensor([[1., 0.],
+            [0., 1.]], dtype=torch.float64))
+    >>> [round(v, 10) for v in (H.frobenius_norm() ** 2, H.inner(H.dense()), H.frobenius_error(H.scaled(2.0)) ** 2)]
+    [26.0, 26.0, 26.0]
     """
 
     U: torch.Tensor
@@ -65,10 +103,12 @@ class LowRankHessian:
 
     @property
     def dim(self) -> int:
+        """The dimension ``d``."""
         return int(self.U.shape[1])
 
     @property
     def rank_bound(self) -> int:
+        """``M``, the number of rows: an upper bound on the rank of the low-rank part."""
         return int(self.U.shape[0])
 
     def diagonal_part(self) -> torch.Tensor:
@@ -98,6 +138,7 @@ class LowRankHessian:
         return H
 
     def trace(self) -> float:
+        r""":math:`\operatorname{tr} H = \sum_i c_i |u_i|^2 + \sum_k e_k`, in :math:`O(M d)`."""
         return float(self.coef @ self.U.pow(2).sum(1) + self.diagonal_part().sum())
 
     def frobenius_norm(self) -> float:
@@ -137,6 +178,7 @@ class LowRankHessian:
         return math.sqrt(max(val, 0.0))
 
     def scaled(self, s: float) -> LowRankHessian:
+        """:math:`s H` (the directions are shared, not copied)."""
         return LowRankHessian(self.U, self.coef * s, self.diag * s)
 
 
@@ -175,6 +217,41 @@ def spectral_form(H: LowRankHessian | torch.Tensor) -> LowRankHessian:
     and :math:`W = (QV)^T`; cost :math:`O(M^2 d)`. A dense ``d x d`` tensor is
     eigendecomposed directly (``W = V^T``, ``d`` rows). Every row of the result has
     norm 1, ordered by increasing eigenvalue.
+
+    Parameters
+    ----------
+    H : LowRankHessian or torch.Tensor
+        The matrix (a dense tensor must be ``d x d`` and symmetric).
+
+    Returns
+    -------
+    LowRankHessian
+        :math:`W^T \operatorname{diag}(\lambda) W` plus ``H``'s diagonal part, with
+        orthonormal rows :math:`W`.
+
+    See Also
+    --------
+    positive_definite, compress : built on this projection.
+
+    References
+    ----------
+    - Nathan Halko, Per-Gunnar Martinsson, Joel A. Tropp, "Finding structure with randomness:
+      probabilistic algorithms for constructing approximate matrix decompositions", SIAM Review
+      53(2), 217-288, 2011 (the QR-then-small-eigendecomposition pattern).
+    - Junbin Qiu, Zhaowei Hong, Renzhe Xu et al., "Revisiting Zeroth-Order Hessian Approximation:
+      A Single-Step Policy Optimization Lens", 2026 (the ZoVH paper; the authors' code is at
+      https://github.com/Qjbtiger/ZoVH).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from zo_scipy.core import LowRankHessian, spectral_form
+    >>> U = torch.tensor([[1.0, 1.0], [1.0, -1.0]], dtype=torch.float64)
+    >>> S = spectral_form(LowRankHessian(U, torch.tensor([1.0, -1.0], dtype=torch.float64)))
+    >>> sorted(S.coef.round(decimals=10).tolist())          # eigenvalues of [[0, 2], [2, 0]]
+    [-2.0, 2.0]
+    >>> bool(torch.allclose(S.U @ S.U.T, torch.eye(2, dtype=torch.float64)))
+    True
     """
     if isinstance(H, torch.Tensor):
         evals, V = torch.linalg.eigh((H + H.T) / 2)
@@ -192,7 +269,48 @@ def compress(H: LowRankHessian, max_rank: int) -> LowRankHessian:
     rows: the ``max_rank`` eigenpairs of largest :math:`|\lambda|` of :func:`spectral_form`.
     Exact when ``max_rank`` is at least the rank (e.g. ``>= d``); otherwise the best
     rank-``max_rank`` approximation in Frobenius norm. ``H`` itself is returned when it
-    has at most ``max_rank`` rows. Cost :math:`O(M^2 d)`."""
+    has at most ``max_rank`` rows. Cost :math:`O(M^2 d)`.
+
+    Parameters
+    ----------
+    H : LowRankHessian
+        The matrix to compress.
+    max_rank : int
+        Rows to keep (>= 1).
+
+    Returns
+    -------
+    LowRankHessian
+        At most ``max_rank`` orthonormal rows.
+
+    Raises
+    ------
+    ValueError
+        ``max_rank < 1``.
+
+    See Also
+    --------
+    spectral_form : the projection the eigenpairs come from.
+
+    References
+    ----------
+    - Nathan Halko, Per-Gunnar Martinsson, Joel A. Tropp, "Finding structure with randomness:
+      probabilistic algorithms for constructing approximate matrix decompositions", SIAM Review
+      53(2), 217-288, 2011 (the QR-then-small-eigendecomposition pattern).
+    - Junbin Qiu, Zhaowei Hong, Renzhe Xu et al., "Revisiting Zeroth-Order Hessian Approximation:
+      A Single-Step Policy Optimization Lens", 2026 (the ZoVH paper; the authors' code is at
+      https://github.com/Qjbtiger/ZoVH).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from zo_scipy.core import LowRankHessian, compress
+    >>> U = torch.eye(3, dtype=torch.float64)
+    >>> H = LowRankHessian(U, torch.tensor([5.0, 0.1, -3.0], dtype=torch.float64))
+    >>> C = compress(H, 2)                                     # keeps 5 and -3
+    >>> C.rank_bound, sorted(C.coef.round(decimals=10).tolist())
+    (2, [-3.0, 5.0])
+    """
     if max_rank < 1:
         raise ValueError(f"max_rank must be >= 1, got {max_rank}")
     if H.rank_bound <= max_rank:
@@ -212,6 +330,57 @@ def positive_definite(H: LowRankHessian | torch.Tensor, *, method: PDMethod = "c
     :math:`\delta` = ``damping`` (Levenberg). Positive definite when ``damping > 0``;
     eigenvalues outside the span of the rows are ``damping``. Any diagonal of ``H`` is
     dropped first (the raw ZoVH estimate has none). ``H`` may be a dense tensor.
+
+    Parameters
+    ----------
+    H : LowRankHessian or torch.Tensor
+        The (possibly indefinite) estimate.
+    method : {"clip", "abs"}
+        How negative eigenvalues are treated.
+    floor : float
+        Lower bound on the kept eigenvalues (>= 0).
+    damping : float
+        :math:`\delta`, added as :math:`\delta I` (>= 0).
+
+    Returns
+    -------
+    LowRankHessian
+
+    Raises
+    ------
+    ValueError
+        Unknown ``method``, or a negative ``floor`` or ``damping``.
+
+    See Also
+    --------
+    spectral_form : the eigen-projection used.
+    zo_scipy.ZoVHCurvature : uses this for the solvers that need a positive-definite Hessian.
+
+    Notes
+    -----
+    ``"clip"`` is the nearest positive semidefinite matrix in Frobenius norm (on the
+    span of the rows); ``"abs"`` keeps the curvature's magnitude along negative
+    directions, as a saddle-free Newton step does.
+
+    References
+    ----------
+    - Nicholas J. Higham, "Computing a nearest symmetric positive semidefinite matrix", Linear
+      Algebra and its Applications 103, 103-118, 1988.
+    - Jorge Nocedal, Stephen J. Wright, "Numerical Optimization", 2nd ed., Springer, 2006
+      (Newton, trust-region and Levenberg-Marquardt steps).
+    - Junbin Qiu, Zhaowei Hong, Renzhe Xu et al., "Revisiting Zeroth-Order Hessian Approximation:
+      A Single-Step Policy Optimization Lens", 2026 (the ZoVH paper; the authors' code is at
+      https://github.com/Qjbtiger/ZoVH).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from zo_scipy.core import LowRankHessian, positive_definite
+    >>> H = LowRankHessian(torch.eye(2, dtype=torch.float64), torch.tensor([2.0, -1.0], dtype=torch.float64))
+    >>> sorted(positive_definite(H, method="abs").coef.tolist())
+    [1.0, 2.0]
+    >>> sorted(positive_definite(H, method="clip", damping=0.5).dense().diagonal().tolist())
+    [0.5, 2.5]
     """
     if method not in ("clip", "abs"):
         raise ValueError(f"method must be 'clip' or 'abs', got {method!r}")
@@ -238,6 +407,50 @@ def woodbury_solve(H: LowRankHessian, v: torch.Tensor, lam: float = 0.0) -> torc
     :math:`c_i \approx 0` (or exactly 0) and indefinite :math:`H` are fine; it is singular
     only when :math:`\lambda I + H` itself is. ``lam=0`` solves with :math:`H` (which then
     needs a nonzero diagonal). ``v`` may be ``(d,)`` or ``(d, k)``.
+
+    Parameters
+    ----------
+    H : LowRankHessian
+        :math:`U^T \operatorname{diag}(c) U + \operatorname{diag}(e)`.
+    v : torch.Tensor
+        Right-hand side, ``(d,)`` or ``(d, k)``.
+    lam : float
+        :math:`\lambda`.
+
+    Returns
+    -------
+    torch.Tensor
+        :math:`(\lambda I + H)^{-1} v`, the shape of ``v``.
+
+    Raises
+    ------
+    ValueError
+        :math:`\lambda + e_k = 0` for some ``k`` (the diagonal part :math:`D` is singular).
+
+    See Also
+    --------
+    zo_scipy.core.sherman_morrison_solve : the authors' approximation (exact for orthogonal directions).
+    factor_precision : repeated solves, log-determinants and samples of one matrix.
+
+    References
+    ----------
+    - Max A. Woodbury, "Inverting modified matrices", Memorandum Report 42, Statistical Research
+      Group, Princeton University, 1950.
+    - Junbin Qiu, Zhaowei Hong, Renzhe Xu et al., "Revisiting Zeroth-Order Hessian Approximation:
+      A Single-Step Policy Optimization Lens", 2026 (the ZoVH paper; the authors' code is at
+      https://github.com/Qjbtiger/ZoVH).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from zo_scipy.core import LowRankHessian, woodbury_solve
+    >>> g = torch.Generator().manual_seed(0)
+    >>> U = torch.randn(3, 6, generator=g, dtype=torch.float64)
+    >>> H = LowRankHessian(U, torch.tensor([1.0, -0.2, 0.5], dtype=torch.float64))
+    >>> v = torch.randn(6, generator=g, dtype=torch.float64)
+    >>> z = woodbury_solve(H, v, lam=2.0)
+    >>> bool(torch.allclose(2.0 * z + H.matvec(z), v))
+    True
     """
     d_inv = 1.0 / (lam + H.diagonal_part())
     if not bool(torch.isfinite(d_inv).all()):
@@ -287,6 +500,42 @@ class PrecisionFactor:
     so :math:`\log\det P = \sum \log D_{kk} + \sum \log s_j` and
     :math:`P^{-1/2}\varepsilon = D^{-1/2}[(I - QQ^T)\varepsilon + QE\operatorname{diag}(s^{-1/2})E^TQ^T\varepsilon]`:
     every use costs :math:`O(M d)` once factored (:math:`O(M^2 d)`).
+
+    Parameters
+    ----------
+    d_inv_sqrt : torch.Tensor
+        :math:`D^{-1/2}`, shape ``(d,)``.
+    basis : torch.Tensor
+        :math:`QE`, ``(d, k)`` with orthonormal columns.
+    spectrum : torch.Tensor
+        :math:`s`, shape ``(k,)``, every entry >= 1.
+
+    See Also
+    --------
+    factor_precision : builds it.
+    zo_scipy.uq.LaplacePosterior : a Gaussian posterior with this precision.
+
+    References
+    ----------
+    - Nathan Halko, Per-Gunnar Martinsson, Joel A. Tropp, "Finding structure with randomness:
+      probabilistic algorithms for constructing approximate matrix decompositions", SIAM Review
+      53(2), 217-288, 2011 (the QR-then-small-eigendecomposition pattern).
+    - David J. C. MacKay, "A practical Bayesian framework for backpropagation networks", Neural
+      Computation 4(3), 448-472, 1992 (the Laplace approximation and its evidence).
+
+    Examples
+    --------
+    >>> import math, torch
+    >>> from zo_scipy.core import LowRankHessian, factor_precision
+    >>> P = LowRankHessian(torch.tensor([[1.0, 0.0]], dtype=torch.float64),
+    ...                    torch.tensor([3.0], dtype=torch.float64), 1.0)   # diag(4, 1)
+    >>> F = factor_precision(P)
+    >>> round(F.logdet(), 12) == round(math.log(4.0), 12)
+    True
+    >>> F.solve(torch.tensor([4.0, 1.0], dtype=torch.float64)), F.inverse_diagonal()
+    (tensor([1., 1.], dtype=torch.float64), tensor([0.2500, 1.0000], dtype=torch.float64))
+    >>> F.sample(2000, generator=torch.Generator().manual_seed(0)).std(0).round(decimals=1)
+    tensor([0.5000, 1.0000], dtype=torch.float64)
     """
 
     d_inv_sqrt: torch.Tensor  # (d,)
@@ -330,6 +579,46 @@ def factor_precision(P: LowRankHessian) -> PrecisionFactor:
     Needs a positive diagonal :math:`D` (``P.diag``) and weights :math:`c \ge 0`; a ZoVH
     estimate is indefinite, so pass it through :func:`positive_definite` first and add
     the prior precision as the diagonal. Cost :math:`O(M^2 d)`.
+
+    Parameters
+    ----------
+    P : LowRankHessian
+        The precision, with a positive diagonal part and non-negative weights.
+
+    Returns
+    -------
+    PrecisionFactor
+
+    Raises
+    ------
+    ValueError
+        A diagonal entry is not positive and finite, or a weight is negative.
+
+    See Also
+    --------
+    positive_definite : makes an indefinite estimate usable here.
+    PrecisionFactor : what the factor offers.
+
+    References
+    ----------
+    - Nathan Halko, Per-Gunnar Martinsson, Joel A. Tropp, "Finding structure with randomness:
+      probabilistic algorithms for constructing approximate matrix decompositions", SIAM Review
+      53(2), 217-288, 2011 (the QR-then-small-eigendecomposition pattern).
+    - David J. C. MacKay, "A practical Bayesian framework for backpropagation networks", Neural
+      Computation 4(3), 448-472, 1992 (the Laplace approximation and its evidence).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from zo_scipy.core import LowRankHessian, factor_precision
+    >>> P = LowRankHessian(torch.ones(1, 3, dtype=torch.float64), torch.tensor([1.0], dtype=torch.float64), 2.0)
+    >>> v = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    >>> bool(torch.allclose(P.matvec(factor_precision(P).solve(v)), v))
+    True
+    >>> factor_precision(LowRankHessian(torch.ones(1, 3), torch.tensor([-1.0]), 1.0))
+    Traceback (most recent call last):
+    ...
+    ValueError: the precision needs non-negative weights; use positive_definite() first
     """
     diag = P.diagonal_part()
     if not bool((diag > 0).all()) or not bool(torch.isfinite(diag).all()):

@@ -169,6 +169,47 @@ class ZoAROptions:
         (up to ``max_queries``) instead of halving the step: averaging more queries is
         what lowers the noise of the estimate. ``None``: 8 ``num_queries``;
         ``max_queries=num_queries`` keeps the batch fixed.
+
+    Raises
+    ------
+    ValueError
+        An option out of range or of the wrong kind; the message names the option.
+
+    See Also
+    --------
+    zo_scipy.ZoAR : the optimizer these options configure.
+    zo_scipy.zoar : the SciPy method (its options are these plus the SciPy ones).
+
+    Notes
+    -----
+    Frozen and validated once: every front end (the SciPy methods, the Optuna sampler,
+    the torch optimizers) builds one of these, so an option is checked and named the
+    same way everywhere. :meth:`to_dict` / :meth:`from_dict` make it part of a saved
+    state.
+
+    References
+    ----------
+    - Junbin Qiu, Zhengpeng Xie, Xiangda Yan, Yongjie Yang, Yao Shu, "Zeroth-Order Optimization
+      is Secretly Single-Step Policy Optimization", arXiv:2506.14460, 2025 (the ZoAR paper).
+    - Yurii Nesterov, Vladimir Spokoiny, "Random gradient-free minimization of convex
+      functions", Foundations of Computational Mathematics 17, 527-566, 2017.
+
+    Examples
+    --------
+    >>> from zo_scipy.core import ZoAROptions
+    >>> opts = ZoAROptions(num_queries=4, num_histories=2)
+    >>> opts.capacity, opts.resolved_max_queries, opts.resolved_adapt_mu, opts.resolved_window
+    (12, 32, True, 10)
+    >>> opts.as_kwargs()["num_histories"]
+    2
+    >>> opts.replace(lr=0.01).lr
+    0.01
+    >>> ZoAROptions.from_dict(opts.to_dict()) == opts
+    True
+    >>> ZoAROptions(num_queries=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: option 'num_queries' must be an integer >= 1, got 0
     """
 
     num_queries: int = 10
@@ -220,14 +261,17 @@ class ZoAROptions:
 
     @property
     def resolved_max_queries(self) -> int:
+        """``max_queries``, or its default 8 ``num_queries`` when it is ``None``."""
         return self.max_queries if self.max_queries is not None else NOISY_GROWTH * self.num_queries
 
     @property
     def resolved_window(self) -> int:
+        """``window``, or :func:`default_window` of ``num_queries`` when it is ``None``."""
         return self.window if self.window is not None else default_window(self.num_queries)
 
     @property
     def resolved_adapt_mu(self) -> bool:
+        """``adapt_mu``, or (when it is ``None``) whether ``mu`` is automatic."""
         return (self.mu is None) if self.adapt_mu is None else bool(self.adapt_mu)
 
     def replace(self, **changes: Any) -> ZoAROptions:
@@ -235,6 +279,7 @@ class ZoAROptions:
         return type(self)(**{**self.as_kwargs(), **changes})
 
     def as_kwargs(self) -> dict[str, Any]:
+        """Every field by name, as keyword arguments of the constructor."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def to_dict(self) -> dict[str, Any]:

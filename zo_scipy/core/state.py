@@ -70,7 +70,41 @@ MAX_COUNT = 2**53
 
 
 class StateError(ValueError):
-    """Stored optimizer state that is not valid; the message names the field."""
+    """Stored optimizer state that is not valid; the message names the field.
+
+    Raised by :meth:`zo_scipy.ZoAR.load_state_dict` and :meth:`zo_scipy.ZoAR.from_state_dict`
+    (and by the front ends that load a state: ``options=dict(resume=state)``, the torch
+    optimizers' ``load_state_dict``) before anything of the optimizer changes.
+
+    See Also
+    --------
+    zo_scipy.ZoAR.state_dict : writes the state this checks.
+
+    Notes
+    -----
+    A state is plain JSON-safe data (never unpickled): every field is checked for its
+    type, shape, finiteness and consistency with the others, so a corrupt or foreign
+    state is refused with the name of the first bad field.
+
+    References
+    ----------
+    - Junbin Qiu, Zhengpeng Xie, Xiangda Yan, Yongjie Yang, Yao Shu, "Zeroth-Order Optimization
+      is Secretly Single-Step Policy Optimization", arXiv:2506.14460, 2025 (the ZoAR paper).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.optimize import minimize, rosen
+    >>> import zo_scipy
+    >>> from zo_scipy.core import StateError
+    >>> res = minimize(rosen, np.zeros(3), method=zo_scipy.zoar, options=dict(maxfev=100, seed=0))
+    >>> bad = dict(res.state, kind="zovh")
+    >>> try:
+    ...     minimize(rosen, np.zeros(3), method=zo_scipy.zoar, options=dict(resume=bad))
+    ... except StateError as e:
+    ...     print("refused:", "kind" in str(e))
+    refused: True
+    """
 
 
 # -- encoding -----------------------------------------------------------------------------

@@ -105,6 +105,61 @@ class ForwardZoAR(torch.optim.Optimizer):
     process_group : optional
         ``torch.distributed`` group whose ranks share the seeds and average the losses;
         default: the default group when one is initialized.
+
+    Raises
+    ------
+    ValueError
+        ``model`` missing or not an ``nn.Module``, an unknown ``update``, an option out of
+        range (named), a parameter that is not floating point; at :meth:`step`, no closure
+        or a closure that does not return a scalar.
+
+    See Also
+    --------
+    ForwardZoVH : the same with ZoVH's curvature-aware step.
+    zo_scipy.ZoAR : the core optimizer (flat vectors, ask/tell).
+    zo_scipy.integrations.lightning.ForwardOnlyModule : the same under Lightning.
+
+    Notes
+    -----
+    Step :math:`t` draws :math:`K` query seeds :math:`s_k` and evaluates the loss at
+    :math:`\theta + \mu z(s_k)`, where :math:`z(s)` is a standard normal vector regenerated
+    tensor by tensor from the seed (never stored). With the (seed, loss) pairs of the last
+    :math:`N + 1` steps (:math:`M` of them),
+
+    .. math::
+        g = \frac{1}{M-1} \sum_{j} (y_j - \bar y)\, \frac{z(s_j)}{\mu}, \qquad
+        \theta \leftarrow \theta - \Delta(g),
+
+    applied one tensor at a time, so the extra memory is one tensor's direction, not
+    :math:`d`. The seeds-not-directions trick is MeZO's; the averaged baseline and the
+    reuse are ZoAR's.
+
+    References
+    ----------
+    - Junbin Qiu, Zhengpeng Xie, Xiangda Yan, Yongjie Yang, Yao Shu, "Zeroth-Order Optimization
+      is Secretly Single-Step Policy Optimization", arXiv:2506.14460, 2025 (the ZoAR paper).
+    - Sadhika Malladi, Tianyu Gao, Eshaan Nichani, Alex Damian, Jason D. Lee, Danqi Chen, Sanjeev
+      Arora, "Fine-Tuning Language Models with Just Forward Passes", NeurIPS 2023, arXiv:2305.17333
+      (MeZO).
+    - James C. Spall, "Multivariate stochastic approximation using a simultaneous perturbation
+      gradient approximation", IEEE Transactions on Automatic Control 37(3), 332-341, 1992.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from zo_scipy.torch import ForwardZoAR
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> X = torch.randn(64, 3); y = X @ torch.tensor([1.0, -2.0, 0.5])
+    >>> model = nn.Linear(3, 1)
+    >>> opt = ForwardZoAR(model, lr=0.05, mu=1e-3, num_queries=4, seed=0)
+    >>> loss = lambda: nn.functional.mse_loss(model(X).squeeze(1), y)
+    >>> first = float(loss().detach())
+    >>> for _ in range(300):
+    ...     last = opt.step(loss)
+    >>> bool(last < 0.1 * first), opt.step_count
+    (True, 300)
     """
 
     _kind = "ForwardZoAR"
@@ -146,6 +201,20 @@ class ForwardZoAR(torch.optim.Optimizer):
 
     # -- param groups ---------------------------------------------------------------------
     def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group as :meth:`torch.optim.Optimizer.add_param_group` does (its ``lr``, ``mu``
+        and ``weight_decay`` default to the optimizer's); its tensors must be floating point
+        and belong to ``model``.
+
+        Examples
+        --------
+        >>> from torch import nn
+        >>> from zo_scipy.torch import ForwardZoAR
+        >>> model = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+        >>> opt = ForwardZoAR(model[0].parameters(), model=model, lr=0.01, seed=0)
+        >>> opt.add_param_group({"params": model[1].parameters(), "lr": 0.001})
+        >>> [g["lr"] for g in opt.param_groups]
+        [0.01, 0.001]
+        """
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         group["lr"] = check_real("lr", group["lr"])
@@ -174,7 +243,19 @@ class ForwardZoAR(torch.optim.Optimizer):
                 self._handles.append(module.register_forward_hook(_Hook(self, pre=False)))
 
     def remove_hooks(self) -> None:
-        """Detach the forward hooks from the model (the optimizer cannot step afterwards)."""
+        """Detach the forward hooks from the model (the optimizer cannot step afterwards).
+
+        Examples
+        --------
+        >>> from torch import nn
+        >>> from zo_scipy.torch import ForwardZoAR
+        >>> opt = ForwardZoAR(nn.Linear(2, 1), seed=0)
+        >>> opt.remove_hooks()
+        >>> opt.step(lambda: 0.0)
+        Traceback (most recent call last):
+        ...
+        RuntimeError: the forward hooks were removed (remove_hooks()); build a new optimizer
+        """
         for h in self._handles:
             h.remove()
         self._handles = []
@@ -206,12 +287,57 @@ class ForwardZoAR(torch.optim.Optimizer):
 
     def direction(self, query_seed: int, p: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
         """The direction of ``p`` for the query with seed ``query_seed``, drawn again (in float32,
-        float64 for float64 parameters, on ``p``'s device; a new tensor, or into ``out``)."""
+        float64 for float64 parameters, on ``p``'s device; a new tensor, or into ``out``).
+
+        Parameters
+        ----------
+        query_seed : int
+            One of :meth:`query_seeds`.
+        p : torch.Tensor
+            A parameter of this optimizer.
+        out : torch.Tensor, optional
+            Where to write the direction (same shape as ``p``).
+
+        Returns
+        -------
+        torch.Tensor
+            The direction :math:`z` of ``p`` (the query evaluated ``p + mu z``).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from torch import nn
+        >>> from zo_scipy.torch import ForwardZoAR
+        >>> model = nn.Linear(2, 1)
+        >>> opt = ForwardZoAR(model, seed=0)
+        >>> s = opt.query_seeds()[0]
+        >>> bool(torch.equal(opt.direction(s, model.weight), opt.direction(s, model.weight)))
+        True
+        """
         return self._streams.draw(stream_seed(query_seed, self._index[id(p)]), p.shape,
                                   dtype=_work_dtype(p.dtype), device=p.device, out=out)
 
     def query_seeds(self, step: int | None = None) -> list[int]:
-        """The ``K`` query seeds of step ``step`` (default: the next one)."""
+        """The ``K`` query seeds of step ``step`` (default: the next one).
+
+        Parameters
+        ----------
+        step : int, optional
+            The step (0 is the first); default :attr:`step_count`.
+
+        Returns
+        -------
+        list of int
+            ``K`` seeds, a function of (run seed, step, query) only: the same on every rank.
+
+        Examples
+        --------
+        >>> from torch import nn
+        >>> from zo_scipy.torch import ForwardZoAR
+        >>> opt = ForwardZoAR(nn.Linear(2, 1), num_queries=3, seed=0)
+        >>> len(opt.query_seeds()), opt.query_seeds(0) == opt.query_seeds()
+        (3, True)
+        """
         t = self.step_count if step is None else step
         return [stream_seed(self.seed, t, k) for k in range(self.options.num_queries)]
 
@@ -273,6 +399,38 @@ class ForwardZoAR(torch.optim.Optimizer):
         ``torch.no_grad()``; a closure that takes a ``backward`` argument is called with
         ``backward=False``. Micro-batches: loop over them inside the closure (all of them see
         the same perturbation).
+
+        Parameters
+        ----------
+        closure : callable
+            ``closure() -> loss``, a forward pass without ``backward()``.
+
+        Returns
+        -------
+        float
+            The mean of the ``K`` losses (averaged over ranks under ``torch.distributed``).
+
+        Raises
+        ------
+        ValueError
+            No closure, or one that does not return a scalar.
+        RuntimeError
+            The hooks were removed.
+
+        Examples
+        --------
+        The closure can return any number, here a non-differentiable count:
+
+        >>> import torch
+        >>> from torch import nn
+        >>> from zo_scipy.torch import ForwardZoAR
+        >>> model = nn.Linear(1, 1, bias=False)
+        >>> opt = ForwardZoAR(model, lr=0.1, mu=0.05, num_queries=8, seed=0)
+        >>> target = torch.full((1, 1), 3.0)
+        >>> for _ in range(200):
+        ...     _ = opt.step(lambda: float((model(torch.ones(1, 1)) - target).abs().round(decimals=1)))
+        >>> bool(abs(model.weight.item() - 3.0) < 0.5)
+        True
         """
         if closure is None or not callable(closure):
             raise ValueError("argument 'closure' is required: a function that runs the forward pass and "
@@ -346,7 +504,32 @@ class ForwardZoAR(torch.optim.Optimizer):
     # -- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """torch's optimizer state plus ``"zo"``: seed, step count, history of (seeds, losses),
-        options. Nothing of size ``d`` unless Adam's moments are in ``"state"``."""
+        options. Nothing of size ``d`` unless Adam's moments are in ``"state"``.
+
+        Returns
+        -------
+        dict
+            Picklable (``torch.save``); ``state_dict()["zo"]`` holds only numbers and lists.
+
+        Examples
+        --------
+        >>> import copy, torch
+        >>> from torch import nn
+        >>> from zo_scipy.torch import ForwardZoAR
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> model = nn.Linear(2, 1); X = torch.randn(8, 2)
+        >>> opt = ForwardZoAR(model, seed=0)
+        >>> _ = opt.step(lambda: model(X).pow(2).mean())
+        >>> saved = copy.deepcopy((model.state_dict(), opt.state_dict()))
+        >>> _ = opt.step(lambda: model(X).pow(2).mean())
+        >>> twin = nn.Linear(2, 1); twin.load_state_dict(saved[0])
+        <All keys matched successfully>
+        >>> opt2 = ForwardZoAR(twin); opt2.load_state_dict(saved[1])
+        >>> _ = opt2.step(lambda: twin(X).pow(2).mean())
+        >>> bool(torch.equal(model.weight, twin.weight))          # the same bits
+        True
+        """
         sd = super().state_dict()
         sd["zo"] = {"format": FORMAT, "version": VERSION, "kind": self._kind, "seed": self.seed,
                     "step": self.step_count, "n_nonfinite": self.n_nonfinite,
@@ -359,7 +542,31 @@ class ForwardZoAR(torch.optim.Optimizer):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Resume from :meth:`state_dict` (bit-identical continuation); raises
-        :class:`~zo_scipy.core.state.StateError` naming the field that is wrong."""
+        :class:`~zo_scipy.core.state.StateError` naming the field that is wrong.
+
+        Parameters
+        ----------
+        state_dict : dict
+            From :meth:`state_dict` of an optimizer with the same options and parameters.
+
+        Raises
+        ------
+        zo_scipy.core.StateError
+            The ``"zo"`` entry is missing, of another kind or version, or has invalid fields.
+
+        Examples
+        --------
+        >>> from torch import nn
+        >>> from zo_scipy.torch import ForwardZoAR
+        >>> from zo_scipy.core import StateError
+        >>> model = nn.Linear(2, 1)
+        >>> state = ForwardZoAR(model, num_queries=4, seed=0).state_dict()
+        >>> try:
+        ...     ForwardZoAR(model, num_queries=8).load_state_dict(state)
+        ... except StateError as e:
+        ...     print(str(e)[:40])
+        state field 'zo.options' differs from th
+        """
         zo = state_dict.get("zo")
         if not isinstance(zo, dict) or zo.get("format") != FORMAT:
             raise StateError("state field 'zo' is missing or not a zo_scipy.torch state")
@@ -396,8 +603,15 @@ class ForwardZoVH(ForwardZoAR):
     r"""ZoVH's curvature-aware step, :math:`d \approx (\lambda I + \hat H)^{-1} g`, from the
     ``M x M`` Gram matrix of the stored directions (``docs/torch.md``, ``docs/zovh.md``).
 
-    Same arguments as :class:`ForwardZoAR`, plus
+    The curvature is estimated in the coordinates scaled by each group's ``mu``
+    (:math:`\theta = \theta_0 + D\xi`, :math:`D` = the groups' ``mu``); with one ``mu``
+    this is exactly the core's ZoVH step. With :math:`M < 3` it falls back to ZoAR's
+    step. Extra memory: the ``M`` directions of one parameter tensor at a time.
 
+    Parameters
+    ----------
+    params, lr, mu, weight_decay, model, num_queries, num_histories, update, betas, eps, bias_correction, normalization, seed, process_group
+        As for :class:`ForwardZoAR`.
     lam : float or "auto"
         Damping :math:`\lambda`. ``"auto"`` (default): the core's rule,
         10 x the median of :math:`|c_i||u_i|^2`, and the step is :math:`\lambda d`, on
@@ -408,10 +622,52 @@ class ForwardZoVH(ForwardZoAR):
     correction : bool
         The leave-one-out correction of the Sherman-Morrison form.
 
-    The curvature is estimated in the coordinates scaled by each group's ``mu``
-    (:math:`\theta = \theta_0 + D\xi`, :math:`D` = the groups' ``mu``); with one ``mu``
-    this is exactly the core's ZoVH step. With :math:`M < 3` it falls back to ZoAR's
-    step. Extra memory: the ``M`` directions of one parameter tensor at a time.
+    Raises
+    ------
+    ValueError
+        As :class:`ForwardZoAR`; also a numeric ``lam`` with several ``mu`` values.
+
+    See Also
+    --------
+    ForwardZoAR : the curvature-free step.
+    zo_scipy.zovh : the same step for flat vectors, as a SciPy method.
+    zo_scipy.core.inverse_hessian_gradient : the step from the directions themselves.
+
+    Notes
+    -----
+    With weights :math:`w_i = (y_i - \bar y)/\mu`, the Gram matrix :math:`G = ZZ^T` of the
+    :math:`M` stored directions and :math:`c_i = (y_i - \bar y)/(\mu^2 (M-1))`, the step is
+    :math:`\sum_j a_j z_j` with coefficients :math:`a` from an ``M x M`` computation on
+    :math:`G` (:func:`zo_scipy.core.hessian.inverse_hessian_gradient_weights`): nothing of
+    size :math:`d` beyond one tensor's directions.
+
+    References
+    ----------
+    - Junbin Qiu, Zhaowei Hong, Renzhe Xu et al., "Revisiting Zeroth-Order Hessian Approximation:
+      A Single-Step Policy Optimization Lens", 2026 (the ZoVH paper; the authors' code is at
+      https://github.com/Qjbtiger/ZoVH).
+    - Junbin Qiu, Zhengpeng Xie, Xiangda Yan, Yongjie Yang, Yao Shu, "Zeroth-Order Optimization
+      is Secretly Single-Step Policy Optimization", arXiv:2506.14460, 2025 (the ZoAR paper).
+    - Sadhika Malladi, Tianyu Gao, Eshaan Nichani, Alex Damian, Jason D. Lee, Danqi Chen, Sanjeev
+      Arora, "Fine-Tuning Language Models with Just Forward Passes", NeurIPS 2023, arXiv:2305.17333
+      (MeZO).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from zo_scipy.torch import ForwardZoVH
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> X = torch.randn(64, 3); y = X @ torch.tensor([1.0, -2.0, 0.5])
+    >>> model = nn.Linear(3, 1)
+    >>> opt = ForwardZoVH(model, lr=0.05, mu=1e-3, num_queries=4, seed=0)
+    >>> loss = lambda: nn.functional.mse_loss(model(X).squeeze(1), y)
+    >>> first = float(loss().detach())
+    >>> for _ in range(300):
+    ...     last = opt.step(loss)
+    >>> bool(last < 0.1 * first)
+    True
     """
 
     _kind = "ForwardZoVH"
@@ -433,7 +689,27 @@ class ForwardZoVH(ForwardZoAR):
 
     def gram(self, seeds: Sequence[int]) -> torch.Tensor:
         """:math:`G_{ij} = z_i^T z_j` over all optimized tensors (float64, ``M x M``), one tensor's
-        ``M`` directions at a time."""
+        ``M`` directions at a time.
+
+        Parameters
+        ----------
+        seeds : sequence of int
+            Query seeds (of this or earlier steps).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(len(seeds), len(seeds))``, float64.
+
+        Examples
+        --------
+        >>> from torch import nn
+        >>> from zo_scipy.torch import ForwardZoVH
+        >>> opt = ForwardZoVH(nn.Linear(50, 20), seed=0)
+        >>> G = opt.gram(opt.query_seeds())
+        >>> G.shape, bool((G.diagonal() / 1020 - 1).abs().max() < 0.2)   # |z|^2 ~ d = 1020
+        (torch.Size([4, 4]), True)
+        """
         M = len(seeds)
         G = torch.zeros((M, M), dtype=torch.float64)
         for _, _, p in self._tensors():

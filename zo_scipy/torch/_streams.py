@@ -20,7 +20,42 @@ def _splitmix64(x: int) -> int:
 
 
 def stream_seed(*keys: int) -> int:
-    """A 63-bit seed from a tuple of non-negative integers (order matters)."""
+    """A 63-bit seed from a tuple of non-negative integers (order matters).
+
+    Parameters
+    ----------
+    *parts : int
+        Non-negative integers, e.g. ``(run seed, step, query, tensor index)``.
+
+    Returns
+    -------
+    int
+        A seed in :math:`[0, 2^{63})`, the same on every machine and rank.
+
+    See Also
+    --------
+    ForwardZoAR.query_seeds : the seeds of a step.
+
+    Notes
+    -----
+    A hash of the parts, so that each tensor's direction of each query has its own
+    reproducible stream: a direction is drawn again from its seed whenever it is needed,
+    as MeZO does, instead of being stored.
+
+    References
+    ----------
+    - Sadhika Malladi, Tianyu Gao, Eshaan Nichani, Alex Damian, Jason D. Lee, Danqi Chen, Sanjeev
+      Arora, "Fine-Tuning Language Models with Just Forward Passes", NeurIPS 2023, arXiv:2305.17333
+      (MeZO).
+
+    Examples
+    --------
+    >>> from zo_scipy.torch import stream_seed
+    >>> stream_seed(0, 1, 2) == stream_seed(0, 1, 2), stream_seed(0, 1, 2) == stream_seed(0, 2, 1)
+    (True, False)
+    >>> 0 <= stream_seed(7) < 2**63
+    True
+    """
     h = 0x243F6A8885A308D3
     for k in keys:
         h = _splitmix64(h ^ (int(k) & _MASK))

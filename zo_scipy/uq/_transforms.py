@@ -12,7 +12,49 @@ import numpy as np
 
 
 class BoxTransform:
-    """The bijection of the module docstring for the bounds ``lower``, ``upper`` (``-inf``/``inf`` allowed)."""
+    r"""The bijection of the module docstring for the bounds ``lower``, ``upper`` (``-inf``/``inf`` allowed).
+
+    Parameters
+    ----------
+    lower, upper : numpy.ndarray
+        The bounds, one per coordinate (``-inf``/``inf`` for none).
+
+    Raises
+    ------
+    ValueError
+        Shapes that differ, or a lower bound not below its upper bound.
+
+    See Also
+    --------
+    zo_scipy.uq.laplace : uses it for ``bounds``.
+
+    Notes
+    -----
+    The Laplace approximation is made for the density of :math:`z`, which includes
+    :math:`\log|\partial\theta/\partial z|` (:meth:`log_abs_det_jacobian`): a Gaussian in
+    :math:`z` is a log-normal (one bound) or logit-normal (two bounds) in :math:`\theta`.
+
+    References
+    ----------
+    - Stan Development Team, "Stan Reference Manual", chapter "Constraint Transforms"
+      (the same lower, upper and interval transforms with their Jacobians).
+    - David J. C. MacKay, "A practical Bayesian framework for backpropagation networks", Neural
+      Computation 4(3), 448-472, 1992 (the Laplace approximation and its evidence).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from zo_scipy.uq import BoxTransform
+    >>> T = BoxTransform(np.array([0.0, -np.inf]), np.array([1.0, np.inf]))
+    >>> T.identity
+    False
+    >>> T.forward(np.array([0.0, 3.0]))                        # logistic in the box, identity outside
+    array([0.5, 3. ])
+    >>> T.inverse(T.forward(np.array([0.7, -2.0])))
+    array([ 0.7, -2. ])
+    >>> round(float(T.log_abs_det_jacobian(np.array([0.0, 3.0]))), 6)   # log(1/4)
+    -1.386294
+    """
 
     def __init__(self, lower: np.ndarray, upper: np.ndarray) -> None:
         self.lower = np.asarray(lower, dtype=np.float64).reshape(-1)
@@ -25,6 +67,7 @@ class BoxTransform:
 
     @property
     def identity(self) -> bool:
+        """No coordinate is bounded (the map is the identity)."""
         return not (self.both.any() or self.low_only.any() or self.high_only.any())
 
     def forward(self, z: np.ndarray) -> np.ndarray:

@@ -23,7 +23,51 @@ def plot_marginals(post: LaplacePosterior, *, coords: Sequence[int] | None = Non
                    num_samples: int = 4000, seed: int = 0) -> Figure:
     """One panel per coordinate: the approximation's marginal density and its ``level`` credible
     interval (user space), a reference (``{"mean": ..., "std": ...}`` Gaussian marginals or an
-    ``(S, d)`` array of reference draws) and the true value if known."""
+    ``(S, d)`` array of reference draws) and the true value if known.
+
+    Parameters
+    ----------
+    post : LaplacePosterior
+        The approximation.
+    coords : sequence of int, optional
+        Coordinates to show (default: the first eight).
+    reference : dict or numpy.ndarray, optional
+        Reference marginals to overlay.
+    names : sequence of str, optional
+        Panel titles.
+    truth : array_like, optional
+        True values (vertical lines).
+    level : float
+        Credible level of the shaded interval.
+    ncols : int
+        Panels per row.
+    num_samples, seed
+        Draws used for bounded coordinates' densities.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    See Also
+    --------
+    plot_pairs : pairwise draws.
+
+    References
+    ----------
+    - Luke Tierney, Joseph B. Kadane, "Accurate approximations for posterior moments and marginal
+      densities", Journal of the American Statistical Association 81(393), 82-86, 1986.
+    - David J. C. MacKay, "A practical Bayesian framework for backpropagation networks", Neural
+      Computation 4(3), 448-472, 1992 (the Laplace approximation and its evidence).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import zo_scipy.uq as uq
+    >>> post = uq.laplace(lambda t: 0.5 * float(t @ t), np.ones(2), seed=0)
+    >>> fig = uq.plot_marginals(post, names=["a", "b"], truth=[0.0, 0.0])
+    >>> len(fig.axes)
+    2
+    """
     import matplotlib.pyplot as plt
     from scipy.stats import norm
 
@@ -61,7 +105,47 @@ def plot_marginals(post: LaplacePosterior, *, coords: Sequence[int] | None = Non
 
 def plot_pairs(post: LaplacePosterior, *, coords: Sequence[int] = (0, 1, 2), num_samples: int = 2000,
                reference: np.ndarray | None = None, names: Sequence[str] | None = None, seed: int = 0) -> Figure:
-    """Pair plot of posterior draws (user space) for a few coordinates, over reference draws if given."""
+    """Pair plot of posterior draws (user space) for a few coordinates, over reference draws if given.
+
+    Parameters
+    ----------
+    post : LaplacePosterior
+        The approximation.
+    coords : sequence of int
+        Coordinates to pair.
+    num_samples : int
+        Draws shown.
+    reference : numpy.ndarray, optional
+        ``(S, d)`` reference draws shown underneath.
+    names : sequence of str, optional
+        Axis labels.
+    seed : int
+        Seed of the draws.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    See Also
+    --------
+    plot_marginals : one panel per coordinate.
+
+    References
+    ----------
+    - Luke Tierney, Joseph B. Kadane, "Accurate approximations for posterior moments and marginal
+      densities", Journal of the American Statistical Association 81(393), 82-86, 1986.
+    - David J. C. MacKay, "A practical Bayesian framework for backpropagation networks", Neural
+      Computation 4(3), 448-472, 1992 (the Laplace approximation and its evidence).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import zo_scipy.uq as uq
+    >>> post = uq.laplace(lambda t: 0.5 * float(t @ t), np.ones(3), seed=0)
+    >>> fig = uq.plot_pairs(post, coords=(0, 1, 2), num_samples=200)
+    >>> len(fig.axes) >= 3
+    True
+    """
     import matplotlib.pyplot as plt
 
     coords = list(coords)
