@@ -12,23 +12,16 @@ import pytest
 
 from _public_api import defining_modules
 
-#: Modules being reworked whose docstrings hold no complete example yet (their module
-#: notes sketch a loop with undefined names). strict: the test fails once they run, so
-#: that they are taken off this list.
-NOT_YET_RUNNABLE = {"zo_scipy.core.zoar", "zo_scipy.core.zovh", "zo_scipy.core.curvature"}
-
 MODULES = defining_modules()
 
 
 def test_the_modules_of_the_public_api_are_found() -> None:
     assert {"zo_scipy._zoar", "zo_scipy._zovh", "zo_scipy.uq._laplace", "zo_scipy.torch._optim",
-            "zo_scipy.bilevel._hypergradient", "zo_scipy.integrations.optuna._sampler"} <= set(MODULES)
-    assert NOT_YET_RUNNABLE <= set(MODULES)
+            "zo_scipy.bilevel._hypergradient", "zo_scipy.integrations.optuna._sampler",
+            "zo_scipy.core.zoar", "zo_scipy.core.zovh", "zo_scipy.core.curvature"} <= set(MODULES)
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="docstrings of a core module being reworked"))
-    if n in NOT_YET_RUNNABLE else n for n in MODULES])
+@pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples_run(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MPLBACKEND", "Agg")
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)

@@ -1,6 +1,10 @@
 r"""ZoAR as an ask/tell optimizer (the ZoAR paper's method; see docs/zoar.md).
 
->>> opt = ZoAR(torch.zeros(3), seed=0)
+>>> import torch
+>>> from zo_scipy.core import ZoAR
+>>> def f(x):
+...     return (x ** 2).sum()
+>>> opt = ZoAR(torch.ones(3), seed=0)
 >>> X = opt.ask()                       # (K, d) points to evaluate
 >>> opt.tell(torch.stack([f(x) for x in X]))
 
@@ -51,6 +55,37 @@ def problem_scale(x0: torch.Tensor, lower: torch.Tensor | None, upper: torch.Ten
     A quarter of the median finite bound width when all bounds are finite,
     otherwise the RMS of ``x0`` (1 when ``x0 = 0``), so that rescaling the
     variables rescales the defaults with them.
+
+    Parameters
+    ----------
+    x0 : torch.Tensor
+        The start (1-D).
+    lower, upper : torch.Tensor or None
+        The box, when there is one.
+
+    Returns
+    -------
+    float
+        The length scale; ``lr = 0.05`` and ``mu = 0.1`` times it are ZoAR's defaults.
+
+    See Also
+    --------
+    ZoAR : the optimizer whose automatic ``lr`` and ``mu`` use it.
+
+    References
+    ----------
+    - Junbin Qiu, Zhengpeng Xie, Xiangda Yan, Yongjie Yang, Yao Shu, "Zeroth-Order Optimization
+      is Secretly Single-Step Policy Optimization", arXiv:2506.14460, 2025 (the ZoAR paper,
+      whose step size and radius are absolute constants; here they follow the problem's scale).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from zo_scipy.core import problem_scale
+    >>> problem_scale(torch.zeros(3), torch.full((3,), -5.0), torch.full((3,), 5.0))
+    2.5
+    >>> problem_scale(torch.full((4,), 3.0), None, None)  # no box: the RMS of x0
+    3.0
     """
     if lower is not None and upper is not None:
         width = upper - lower
@@ -187,6 +222,62 @@ class ZoAR:
         Where all tensors live (float64 on CPU by default).
     window, xtol
         Step-control window (iterations) and relative step tolerance.
+
+    See Also
+    --------
+    zo_scipy.zoar : the ``scipy.optimize.minimize`` method that drives this optimizer.
+    zo_scipy.core.CurvatureZoAR : the same loop with ZoVH's curvature (and a trust-region step).
+    zo_scipy.core.state : the state dict's format.
+
+    References
+    ----------
+    - Junbin Qiu, Zhengpeng Xie, Xiangda Yan, Yongjie Yang, Yao Shu, "Zeroth-Order Optimization
+      is Secretly Single-Step Policy Optimization", arXiv:2506.14460, 2025 (the ZoAR paper: the
+      averaged baseline and the query reuse).
+    - Yurii Nesterov, Vladimir Spokoiny, "Random gradient-free minimization of convex
+      functions", Foundations of Computational Mathematics 17, 527-566, 2017.
+    - Diederik P. Kingma, Jimmy Ba, "Adam: A Method for Stochastic Optimization",
+      arXiv:1412.6980, 2014 (the default update rule).
+
+    Examples
+    --------
+    Ask for a batch, evaluate it, tell the values (here a whole batch at once):
+
+    >>> import json
+    >>> import torch
+    >>> from zo_scipy.core import ZoAR
+    >>> def f(X):
+    ...     return (X ** 2).sum(-1)
+    >>> opt = ZoAR(torch.ones(4), seed=0)
+    >>> for _ in range(100):
+    ...     opt.tell(f(opt.ask()))
+    >>> bool(f(opt.x[None])[0] < 0.5), opt.dim, opt.converged, opt.noisy, opt.noise_level
+    (True, 4, False, False, None)
+    >>> bool(opt.lr > 0 and opt.mu > 0 and opt.reuse_drift >= 0), opt.generator.initial_seed()
+    (True, 0)
+
+    A budget that ends in mid-batch: hold the values measured so far; the next ask draws the
+    same batch and tell completes it. ``cancel`` forgets an ask whose values never come:
+
+    >>> X = opt.ask()
+    >>> opt.hold(f(X[:3]))
+    >>> X2 = opt.ask()
+    >>> bool(torch.equal(X, X2))
+    True
+    >>> opt.tell(f(X2[3:]))
+    >>> _ = opt.ask()
+    >>> opt.cancel()
+
+    The state as JSON-safe data; a rebuilt optimizer continues bit for bit:
+
+    >>> state = json.loads(json.dumps(opt.state_dict()))
+    >>> twin = ZoAR.from_state_dict(state)
+    >>> bool(torch.equal(twin.ask(), opt.ask()))
+    True
+    >>> other = ZoAR(torch.ones(4), seed=0)
+    >>> other.load_state_dict(state)
+    >>> bool(torch.equal(other.x, opt.x))
+    True
     """
 
     def __init__(
@@ -268,6 +359,7 @@ class ZoAR:
 
     @property
     def lr(self) -> float:
+        """The current step size (adapted by the step control)."""
         return self.control.lr
 
     @property
@@ -280,6 +372,7 @@ class ZoAR:
 
     @property
     def dim(self) -> int:
+        """The dimension :math:`d` of the iterate."""
         return self.x.numel()
 
     @property
