@@ -302,27 +302,101 @@ class PerFeatureLogistic:
 
 
 class HyperCleaning:
-    r"""Data hyper-cleaning on ``load_digits`` (Franceschi et al. 2018): one weight
-    :math:`\sigma(x_i)` per training sample of a linear softmax classifier, half of whose
-    training labels are replaced by a uniformly drawn *other* class.
+    r"""Data hyper-cleaning on ``load_digits`` (Franceschi et al. 2017): one weight
+    :math:`\sigma(x_i)` per training sample of a linear softmax classifier, a fraction
+    ``corrupt`` of whose training labels are replaced by a uniformly drawn *other* class.
 
     Features scaled to ``[0, 1]`` (divided by 16) plus a constant column (:math:`a_i \in
     \mathbb{R}^{65}`); the inner variable is the weight matrix :math:`W \in \mathbb{R}^{65\times 10}`
     flattened row-major (``q = 650``); ``p = n_train`` (default 1000).
 
+    Parameters
+    ----------
+    n_train, n_val : int, optional
+        Sizes of the training part (one outer variable per sample) and of the validation
+        part; the remaining images of the 1797 are the test part.
+    corrupt : float, optional
+        Fraction of the training labels replaced by another class (default one half).
+    reg : float, optional
+        The ridge penalty :math:`\rho` of the inner problem.
+    split_seed : int, optional
+        Seed of the ``numpy.random.default_rng`` that draws the split and the corruption.
+    chunk : int, optional
+        Batch rows evaluated per matrix product by :meth:`lower` and :meth:`upper` (memory).
+
+    Attributes
+    ----------
+    p, q : int
+        Numbers of outer (``n_train``) and inner (650) variables.
+    corrupted : numpy.ndarray
+        Boolean mask of the training samples whose label was corrupted.
+    solver_nfev : int
+        Function-and-gradient evaluations spent so far by :meth:`y_star` (and :meth:`reference`).
+
+    See Also
+    --------
+    PerFeatureLogistic : a smaller classification problem with a Newton inner solver.
+    zo_scipy.bilevel.hypergradient, zo_scipy.bilevel.minimize : run on these problems in the
+        docs' benchmarks.
+
+    Notes
+    -----
+    The two levels, with :math:`\ell` the softmax cross-entropy, :math:`\tilde t_i` the
+    (possibly corrupted) training labels and :math:`\sigma` the logistic sigmoid:
+
     .. math::
         g(x, W) = \frac1n \sum_i \sigma(x_i)\, \ell(W; a_i, \tilde t_i) + \frac{\rho}2 |W|^2,\qquad
-        f(x, W) = \frac1{n_v} \sum_{j \in \text{val}} \ell(W; a_j, t_j),
+        f(x, W) = \frac1{n_v} \sum_{j \in \text{val}} \ell(W; a_j, t_j).
 
-    with :math:`\ell` the softmax cross-entropy. Split: a permutation of the 1797 images by
-    ``numpy.random.default_rng(split_seed)`` into ``n_train`` / ``n_val`` / the rest (test);
-    the corrupted samples are drawn by the same generator. ``lower``/``upper`` take batches
-    (``x`` of shape ``(m, p)``, ``W`` of shape ``(m, 650)``) or single points.
+    Split: a permutation of the 1797 images by ``numpy.random.default_rng(split_seed)`` into
+    ``n_train`` / ``n_val`` / the rest (test); the corrupted samples are drawn by the same
+    generator. ``lower``/``upper`` take batches (``x`` of shape ``(m, p)``, ``W`` of shape
+    ``(m, 650)``) or single points.
 
-    Exact pieces for the benchmark: :meth:`y_star` (L-BFGS-B on the analytic gradient, warm-started),
-    the analytic Hessian :math:`H = \frac1n\sum_i \sigma(x_i) (a_i a_i^T) \otimes (\operatorname{diag}\pi_i -
-    \pi_i\pi_i^T) + \rho I` and :meth:`hypergradient`
-    :math:`\nabla F_i = -\frac{\sigma'(x_i)}n\, (a_i \otimes (\pi_i - e_{\tilde t_i}))^T H^{-1} \nabla_W f`.
+    Exact pieces for the benchmark: :meth:`y_star` (L-BFGS-B on the analytic gradient,
+    warm-started), the analytic Hessian
+
+    .. math::
+        H = \frac1n\sum_i \sigma(x_i)\, (a_i a_i^T) \otimes (\operatorname{diag}\pi_i -
+        \pi_i\pi_i^T) + \rho I
+
+    (:meth:`hessian`, :math:`\pi_i` the softmax probabilities of sample :math:`i`) and
+    :meth:`hypergradient_at`
+
+    .. math::
+        \nabla F_i = -\frac{\sigma'(x_i)}n\, (a_i \otimes (\pi_i - e_{\tilde t_i}))^T H^{-1} \nabla_W f.
+
+    References
+    ----------
+    - Luca Franceschi, Michele Donini, Paolo Frasconi, Massimiliano Pontil, "Forward and
+      Reverse Gradient-Based Hyperparameter Optimization", ICML 2017, arXiv:1703.01785.
+    - Amirreza Shaban, Ching-An Cheng, Nathan Hatch, Byron Boots, "Truncated
+      Back-propagation for Bilevel Optimization", AISTATS 2019, arXiv:1810.10667.
+    - The digits dataset of scikit-learn, ``sklearn.datasets.load_digits`` (a copy of the
+      test set of the UCI ML hand-written digits datasets).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from zo_scipy.bilevel.problems import HyperCleaning
+    >>> prob = HyperCleaning()                   # 1000 training, 300 validation, 497 test images
+    >>> prob.p, prob.q, int(prob.corrupted.sum())
+    (1000, 650, 500)
+    >>> x, w0 = np.zeros(prob.p), np.zeros(prob.q)
+    >>> round(prob.lower(x, w0), 4), round(prob.upper(x, w0), 4)    # sigma(0) log 10, log 10
+    (1.1513, 2.3026)
+    >>> prob.lower(np.zeros((3, prob.p)), np.zeros((3, prob.q))).shape      # a batch
+    (3,)
+    >>> w = prob.y_star(x)                       # L-BFGS-B, warm-started at the last solution
+    >>> bool(prob.lower(x, w) < prob.lower(x, w + 0.01)), prob.solver_nfev > 0
+    (True, True)
+    >>> prob.grad_upper(w).shape, prob.hessian(x, w).shape
+    ((650,), (650, 650))
+    >>> hg = prob.hypergradient_at(x, w)         # descent lowers the weights of corrupted samples
+    >>> hg.shape, bool(hg[prob.corrupted].mean() > 0 > hg[~prob.corrupted].mean())
+    ((1000,), True)
+    >>> prob.accuracy(prob.reference("clean")) > prob.accuracy(prob.reference("all"))
+    True
     """
 
     def __init__(self, *, n_train: int = 1000, n_val: int = 300, corrupt: float = 0.5, reg: float = 1e-3,
@@ -371,6 +445,20 @@ class HyperCleaning:
         return float(out[0]) if single else out
 
     def lower(self, x: np.ndarray, w: np.ndarray) -> np.ndarray | float:
+        r"""The lower (inner) objective :math:`g(x, W)`: the weighted training loss plus the ridge.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            Sample weights before the sigmoid, shape ``(p,)`` or ``(m, p)``.
+        w : numpy.ndarray
+            Flattened weight matrix, shape ``(q,)`` or ``(m, q)``.
+
+        Returns
+        -------
+        float or numpy.ndarray
+            A float for one point, shape ``(m,)`` for a batch.
+        """
         def fn(X: np.ndarray, W: np.ndarray) -> np.ndarray:
             s = 0.5 * (1 + np.tanh(X / 2))  # sigmoid, stable
             return ((s * self._ce(self.Atr, self.ttr, W)).mean(-1)
@@ -378,6 +466,20 @@ class HyperCleaning:
         return self._batched(fn, x, w)
 
     def upper(self, x: np.ndarray, w: np.ndarray) -> np.ndarray | float:
+        r"""The upper (outer) objective :math:`f(x, W)`: the mean validation cross-entropy.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            Sample weights before the sigmoid (unused: :math:`f` does not depend on them).
+        w : numpy.ndarray
+            Flattened weight matrix, shape ``(q,)`` or ``(m, q)``.
+
+        Returns
+        -------
+        float or numpy.ndarray
+            A float for one point, shape ``(m,)`` for a batch.
+        """
         return self._batched(lambda X, W: self._ce(self.Ava, self.tva, W).mean(-1), None, w)
 
     def _probs(self, A: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -395,8 +497,23 @@ class HyperCleaning:
         return f, G.reshape(-1) + self.reg * w
 
     def y_star(self, x: np.ndarray, *, gtol: float = 1e-9, warm: np.ndarray | None = None) -> np.ndarray:
-        """The inner solution by L-BFGS-B on the analytic gradient, warm-started at the last solution
-        (or ``warm``); adds its function-and-gradient evaluations to :attr:`solver_nfev`."""
+        r"""The inner solution by L-BFGS-B on the analytic gradient, warm-started at the last solution
+        (or ``warm``); adds its function-and-gradient evaluations to :attr:`solver_nfev`.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            Sample weights before the sigmoid, shape ``(p,)``.
+        gtol : float, optional
+            Gradient tolerance of L-BFGS-B.
+        warm : numpy.ndarray, optional
+            Starting point, shape ``(q,)``; by default the last solution found.
+
+        Returns
+        -------
+        numpy.ndarray
+            :math:`W^*(x)` flattened, shape ``(q,)``.
+        """
         import scipy.optimize
 
         res = scipy.optimize.minimize(lambda w: self._fg(x, w), self._warm if warm is None else warm, jac=True,
@@ -406,7 +523,20 @@ class HyperCleaning:
         return self._warm.copy()
 
     def hessian(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """The analytic :math:`H_{yy}` (650 x 650)."""
+        r"""The analytic Hessian :math:`H_{yy}` of the lower problem (650 x 650).
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            Sample weights before the sigmoid, shape ``(p,)``.
+        w : numpy.ndarray
+            Flattened weight matrix, shape ``(q,)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(q, q)``, symmetric positive definite (at least :math:`\rho I`).
+        """
         s = 0.5 * (1 + np.tanh(np.asarray(x) / 2)) / len(self.ttr)
         P = self._probs(self.Atr, w)
         H = np.zeros((self.k, self.c, self.k, self.c))
@@ -416,11 +546,36 @@ class HyperCleaning:
         return H.reshape(self.q, self.q) - (B.T * s) @ B + self.reg * np.eye(self.q)
 
     def grad_upper(self, w: np.ndarray) -> np.ndarray:
+        r"""The analytic :math:`\nabla_W f` (the upper problem does not depend on ``x``).
+
+        Parameters
+        ----------
+        w : numpy.ndarray
+            Flattened weight matrix, shape ``(q,)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(q,)``, flattened like ``w``.
+        """
         P = self._probs(self.Ava, w)
         return (self.Ava.T @ (P - self.Yva) / len(self.tva)).reshape(-1)
 
     def hypergradient_at(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-        r""":math:`\nabla F(x)` by the implicit function theorem at the inner solution ``w``."""
+        r""":math:`\nabla F(x)` by the implicit function theorem at the inner solution ``w``.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            Sample weights before the sigmoid, shape ``(p,)``.
+        w : numpy.ndarray
+            The inner solution :math:`W^*(x)` (from :meth:`y_star`), shape ``(q,)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(p,)``; exact when ``w`` is exact (one dense ``q x q`` solve).
+        """
         v = np.linalg.solve(self.hessian(x, w), self.grad_upper(w))
         P = self._probs(self.Atr, w)
         s = 0.5 * (1 + np.tanh(np.asarray(x) / 2))
@@ -428,12 +583,40 @@ class HyperCleaning:
         return -s * (1 - s) / len(s) * per
 
     def accuracy(self, w: np.ndarray, part: str = "test") -> float:
+        r"""Classification accuracy of the weights ``w`` on the clean labels of one part.
+
+        Parameters
+        ----------
+        w : numpy.ndarray
+            Flattened weight matrix, shape ``(q,)``.
+        part : {"test", "val"}, optional
+            The test part (default) or the validation part.
+
+        Returns
+        -------
+        float
+            The fraction of correctly classified images, in ``[0, 1]``.
+        """
         A, t = {"test": (self.Ate, self.tte), "val": (self.Ava, self.tva)}[part]
         return float(np.mean(np.argmax(A @ w.reshape(self.k, self.c), 1) == t))
 
     def reference(self, which: str) -> np.ndarray:
-        """Inner solution with weight 1 on every training sample (``"all"``) or on the clean ones only
-        (``"clean"``, weight 0 on the corrupted)."""
+        r"""Inner solution with weight 1 on every training sample (``"all"``) or on the clean ones only
+        (``"clean"``, weight 0 on the corrupted).
+
+        The weights are :math:`\sigma(\pm 40)`, i.e. 1 and 0 to double precision; solved by
+        :meth:`y_star` from zero (it becomes the next warm start).
+
+        Parameters
+        ----------
+        which : {"all", "clean"}
+            Train on every sample, or on the uncorrupted ones only (the oracle cleaning).
+
+        Returns
+        -------
+        numpy.ndarray
+            The flattened weight matrix, shape ``(q,)``.
+        """
         big = 40.0
         x = np.full(self.p, big) if which == "all" else np.where(self.corrupted, -big, big)
         return self.y_star(x, warm=np.zeros(self.q))
