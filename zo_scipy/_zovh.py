@@ -73,19 +73,19 @@ def zovh(
         collapses in high dimension (``docs/zovh.md``); False is for comparisons only.
     step : {"auto", "newton", "direction"}
         ``"newton"``: a trust-region quasi-Newton iteration on the curvature learned across
-        iterates. Each iteration measures a trial point :math:`z = x + p` and ``d`` forward
-        differences around it along an orthonormal frame (``d + 1`` evaluations; the first
-        batch measures ``x0`` twice and ``d`` antithetic pairs at radius ``mu``), fits the
-        gradient at :math:`z`, keeps a dense model :math:`B` of the Hessian (ZoVH's curvature
-        along the first frame, then a BFGS update from each change of the fitted gradient: no
-        extra evaluations), and steps by :math:`\min_{|p| \le \Delta} g^T p + \tfrac12 p^T B p`,
-        accepted only when the measured value decreases. The difference step is
-        :math:`\sqrt{\epsilon}\max(1, |z|_\infty)`, so precision is not floored by ``mu``.
-        ``"direction"``: ZoAR's loop along the direction :math:`d_t` above. ``"auto"``
-        (default): ``"newton"`` when :math:`d \le 200` and ``maxfev`` buys the first batch
-        and 20 iterations (:math:`2d + 2 + 20(d + 1)`), ``"direction"`` otherwise. The first ``"newton"`` batch measures ``x0``
-        twice; two different values mean a noisy objective, and the run continues with
-        ``"direction"`` (which detects noise and adapts to it). In the ``"newton"`` step,
+        iterates. It starts by measuring ``x0`` twice (two different values mean a noisy
+        objective: the run continues with ``"direction"``, which detects noise and adapts to it)
+        and ``d`` antithetic pairs at radius ``mu``. Each iteration then measures a trial point
+        :math:`z = x + p` and ``d`` forward differences around it along an orthonormal frame
+        (``d + 1`` evaluations), fits the gradient at :math:`z`, keeps a dense model :math:`B`
+        of the Hessian (ZoVH's curvature along the first frame, then a self-scaling BFGS
+        update from each change of the fitted gradient: no extra evaluations), and steps by
+        :math:`\min_{|p| \le \Delta} g^T p + \tfrac12 p^T B p`, accepted only when the measured
+        value decreases. The difference step is :math:`\sqrt{\epsilon}\max(1, |z|_\infty)`, so
+        precision is not floored by ``mu``. ``"direction"``: ZoAR's loop along the direction
+        :math:`d_t` above. ``"auto"`` (default): ``"newton"`` when :math:`d \le 200` and
+        ``maxfev`` buys the start and 5 iterations (:math:`2d + 2 + 5(d + 1)`), ``"direction"``
+        otherwise. In the ``"newton"`` step,
         ``res.lr`` is the trust radius, ``res.mu`` the difference step, and ``num_queries``,
         ``lam``, ``inverse``, ``correction`` and the update rule are not used.
     resume : dict
