@@ -11,10 +11,12 @@ peers harness (:func:`benchmarks.suite_peers.configuration_cells`): ``zovh`` (it
 L-BFGS-B with finite-difference gradients and full CMA-ES. Score: the gap
 :math:`f - f^*` of the best true value among the method's own evaluations.
 
-Two more groups say where the trust-region step is not the answer: ``rugged`` (Levy and
-Ackley, many local minima, :math:`x_0 \sim N(0, I)`, d = 10 and 40, 200 d evaluations) and
+Three more groups say where the trust-region step is not the answer: ``rugged`` (Levy and
+Ackley, many local minima, :math:`x_0 \sim N(0, I)`, d = 10 and 40, 200 d evaluations),
 ``long`` (the sphere with 2000 d evaluations: how far ``zoar``'s precision goes when the
-budget allows).
+budget allows) and ``threshold`` (the peers benchmark's four smooth problems at d = 100 with
+4 d and 7 d evaluations, with ``zovh``'s trust-region step forced: where ``step="auto"``
+should switch).
 """
 from __future__ import annotations
 
@@ -46,14 +48,26 @@ def _zovh_direction_run(t: Tracker, x0: np.ndarray, lo: Any, hi: Any, seed: int)
     return res.x
 
 
+def _zovh_newton_run(t: Tracker, x0: np.ndarray, lo: Any, hi: Any, seed: int) -> Any:
+    import zo_scipy as zs
+    from scipy.optimize import minimize
+
+    res = minimize(t.batch, x0, method=zs.zovh, bounds=_bounds(lo, hi),
+                   options=dict(maxfev=t.budget, seed=seed, vectorized=True, step="newton"))
+    return res.x
+
+
 def suite_methods() -> list[Method]:
     """The compared methods, in table order."""
     return methods(("L-BFGS-B-FD", "CMA-ES", "zoar")) + [
-        Method("zovh (step=direction)", "ours", _zovh_direction_run)] + methods(("zovh",))
+        Method("zovh (step=direction)", "ours", _zovh_direction_run),
+        Method("zovh (step=newton)", "ours", _zovh_newton_run)] + methods(("zovh",))
 
 
 #: The ``long`` group's budget per dimension.
 LONG_BUDGET_PER_DIM = 2000
+#: The ``threshold`` group's budgets per dimension (around ``step="auto"``'s switch at about 7 d).
+THRESHOLD_BUDGETS_PER_DIM: tuple[int, ...] = (4, 7)
 
 
 def problems(quick: bool) -> list[P.Problem]:
@@ -67,6 +81,11 @@ def problems(quick: bool) -> list[P.Problem]:
         p = P.shifted_problem("sphere", d, group="long", budget=LONG_BUDGET_PER_DIM * d)
         p.name = f"sphere, {LONG_BUDGET_PER_DIM} d budget"
         out.append(p)
+    for per_dim in THRESHOLD_BUDGETS_PER_DIM:
+        for n in ("quadratic", "Levy", "ellipsoid", "Rosenbrock"):
+            p = P.make(n, 100, group="threshold", budget=per_dim * 100)
+            p.name = f"{p.name}, {per_dim} d budget"
+            out.append(p)
     return out
 
 
@@ -86,7 +105,8 @@ def report(rows: list[dict], *, command: str) -> str:
     probs = list(dict.fromkeys(r["problem"] for r in rows))
     lines = ["## Smooth problems at small and moderate d", "", f"```\n{command}\n```", "",
              f"Seeds {seeds}; budget 200 d evaluations; gap f - f* of the best true value each method "
-             "evaluated, median over seeds [min, max] (the sphere rows named '2000 d budget': 2000 d). "
+             "evaluated, median over seeds [min, max] (rows named 'k d budget': k d evaluations; the "
+             "threshold rows start at x0 ~ N(0, I) without a box and are not shifted, f* = 0). "
              "Last columns: zovh's median gap divided by L-BFGS-B-FD's (target <= 10) and by CMA-ES's "
              "(target < 1).", "",
              "| problem | " + " | ".join(names) + " | zovh / L-BFGS-B-FD | zovh / CMA-ES |",
@@ -125,7 +145,7 @@ def _targets(summ: dict, probs: Sequence[str]) -> list[str]:
     for p in probs:
         z = summ.get((p, "zovh"), {})
         a = summ.get((p, "zoar"), {})
-        if "median" not in z or p.startswith(("Levy", "Ackley")):
+        if "median" not in z or p.startswith(("Levy", "Ackley")) or " d budget" in p and not p.startswith("sphere"):
             continue
         if p.startswith("sphere"):
             for m, s in (("zovh", z), ("zoar", a)):

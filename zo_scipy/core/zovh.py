@@ -51,9 +51,9 @@ STEPS: tuple[str, ...] = ("direction", "newton")
 NEWTON_MAX_DIM = 200
 #: ``step="auto"`` picks the trust-region step only when the budget buys this many of its
 #: iterations (d + 1 points each, after the 2 + 2d of its start). Measured at d = 100 on the
-#: peers benchmark's smooth problems (quadratic, Levy, rotated ellipsoid, Rosenbrock, 3 seeds):
-#: with 4d evaluations the direction loop was ahead on all four, with 7d the trust-region step
-#: was ahead or level, with 10d ahead on all four; at d = 10 with 7.7d ahead on all four.
+#: peers benchmark's smooth problems (quadratic, Levy, rotated ellipsoid, Rosenbrock, 3 seeds;
+#: the smooth suite's threshold group): with 4d evaluations the direction loop was ahead on all
+#: four, with 7d the trust-region step was ahead or level, with 10d ahead on all four.
 NEWTON_MIN_ITERATIONS = 5
 #: Trust-region constants: accept a step whose measured decrease is at least ETA times the
 #: model's; grow the radius after a step that reached it with rho > RHO_GOOD, shrink after
