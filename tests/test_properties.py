@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from scipy.optimize import Bounds, OptimizeWarning, minimize
 
 import zo_scipy as zs
+from zo_scipy.core.zovh import auto_step
 
 settings.register_profile("fast", max_examples=30, derandomize=True, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -62,7 +63,8 @@ def problems(draw):
                 maxfev=draw(st.integers(1, 120)), seed=draw(st.integers(0, 2**32)),
                 region=draw(st.sampled_from(REGIONS)), vectorized=draw(st.booleans()),
                 dtype=draw(st.sampled_from(["float64", "float32"])),
-                method=draw(st.sampled_from(["zoar", "zovh"])))
+                method=draw(st.sampled_from(["zoar", "zovh"])),
+                step=draw(st.sampled_from(["auto", "direction", "newton"])))  # zovh's step
 
 
 def _value(x: np.ndarray, region: str) -> float:
@@ -90,6 +92,8 @@ class Counted:
 def _run(p, fun, **extra):
     options = dict(maxfev=p["maxfev"], num_queries=p["K"], num_histories=p["N"], seed=p["seed"],
                    vectorized=p["vectorized"], dtype=p["dtype"], **extra)
+    if p["method"] == "zovh":
+        options["step"] = p["step"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", (RuntimeWarning, OptimizeWarning))
         return minimize(fun, p["x0"], method=getattr(zs, p["method"]), bounds=p["bounds"],
@@ -114,6 +118,9 @@ def test_contract_holds_on_random_problems(p):
 
 @given(problems(), st.floats(0.1, 0.9))
 def test_a_resumed_run_ends_where_the_uninterrupted_one_ends(p, cut):
+    if p["method"] == "zovh" and p["step"] == "auto":
+        # "auto" picks by the call's own budget; a run split into parts names the full run's step
+        p = dict(p, step=auto_step(p["d"], p["maxfev"]))
     full = _run(p, Counted(p["region"], p["vectorized"]))
     first_budget = max(1, int(cut * p["maxfev"]))
     if first_budget >= p["maxfev"]:

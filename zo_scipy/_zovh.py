@@ -85,7 +85,9 @@ def zovh(
         precision is not floored by ``mu``. ``"direction"``: ZoAR's loop along the direction
         :math:`d_t` above. ``"auto"`` (default): ``"newton"`` when :math:`d \le 200` and
         ``maxfev`` buys the start and 5 iterations (:math:`2d + 2 + 5(d + 1)`), ``"direction"``
-        otherwise. In the ``"newton"`` step,
+        otherwise; the choice is made from this call's ``maxfev``, so a run split into parts
+        (``resume``) should name its step (the resumed part keeps the saved one). In the
+        ``"newton"`` step,
         ``res.lr`` is the trust radius, ``res.mu`` the difference step, and ``num_queries``,
         ``lam``, ``inverse``, ``correction`` and the update rule are not used.
     resume : dict

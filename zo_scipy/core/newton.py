@@ -47,6 +47,9 @@ def trust_region_step(B: torch.Tensor, g: torch.Tensor, radius: float) -> tuple[
     """
     if not radius > 0:
         raise ValueError(f"radius must be positive, got {radius}")
+    gnorm = float(g.norm())
+    if not gnorm > 0 or not math.isfinite(gnorm):  # no (finite) slope: no step
+        return torch.zeros_like(g), 0.0
     lam, Q = torch.linalg.eigh(B)
     gq = Q.T @ g
     top = float(lam.abs().max()) if lam.numel() else 0.0
@@ -59,12 +62,14 @@ def trust_region_step(B: torch.Tensor, g: torch.Tensor, radius: float) -> tuple[
         p = step(0.0)
         if float(p.norm()) <= radius:
             return p, -float(g @ p + 0.5 * p @ (B @ p))
-    lo += 1e-12 * max(top, 1e-300)
+    # a shift strictly above -lambda_min, on the scale of the problem (|g| / radius is the
+    # shift that a zero model needs), so that the division stays finite in float32 too
+    lo += 1e-12 * (top + gnorm / radius)
     p = step(lo)
     if float(p.norm()) <= radius:  # the "hard case" (g has no weight on the lowest eigenvector)
         p = p * (radius / max(float(p.norm()), 1e-300)) if float(p.norm()) > 0 else p
     else:
-        hi = lo + float(g.norm()) / radius + top
+        hi = lo + gnorm / radius + top
         for _ in range(200):
             mid = math.sqrt(lo * hi)
             if float(step(mid).norm()) > radius:
@@ -74,6 +79,8 @@ def trust_region_step(B: torch.Tensor, g: torch.Tensor, radius: float) -> tuple[
             if hi <= lo * (1 + 1e-10):
                 break
         p = step(hi)
+    if not bool(torch.isfinite(p).all()):  # (a degenerate model in low precision)
+        p = -g * (radius / gnorm)
     return p, -float(g @ p + 0.5 * p @ (B @ p))
 
 
