@@ -35,9 +35,13 @@ def record_first_heartbeat(study: optuna.Study, trial: FrozenTrial) -> None:
 
 
 def started_dead_before(study: optuna.Study) -> datetime.datetime | None:
-    """Trials started before this time and still without a heartbeat are dead (``None``: the
+    """Untagged trials started before this time and still pending are dead (``None``: the
     storage has no heartbeat). A worker killed between creating a trial and the sampler's
-    first heartbeat leaves such a trial, which Optuna's heartbeat check never fails."""
+    first heartbeat leaves such a trial, which Optuna's heartbeat check never fails. A live
+    worker tags its trial within the few storage calls between creating it and sampling, so
+    one heartbeat grace period (the time after which Optuna itself declares a silent trial
+    dead) is ample; a trial that finishes untagged (sampled independently) is never a member
+    of a generation either way."""
     from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 
     storage = study._storage
@@ -46,7 +50,7 @@ def started_dead_before(study: optuna.Study) -> datetime.datetime | None:
     backend = getattr(storage, "_backend", storage)
     interval = storage.get_heartbeat_interval() or 60
     grace = getattr(backend, "grace_period", None) or 2 * interval
-    return datetime.datetime.now() - datetime.timedelta(seconds=2 * grace)
+    return datetime.datetime.now() - datetime.timedelta(seconds=grace)
 
 
 def set_system_attr(study: optuna.Study, trial: FrozenTrial, key: str, value: Any) -> None:

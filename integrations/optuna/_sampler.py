@@ -521,7 +521,7 @@ class ZoARSampler(BaseSampler):
             if t.state in _PENDING:
                 if (stored.KEY_GEN not in attrs and self._dead_before is not None
                         and t.datetime_start is not None and t.datetime_start < self._dead_before):
-                    continue  # untagged long past the heartbeat's grace: died before sampling
+                    continue  # untagged past the heartbeat's grace: died before sampling
                 self._warn_blocked(window, t, gen, key, K)
                 return None
             if stored.KEY_GEN not in attrs:

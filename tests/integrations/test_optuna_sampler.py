@@ -487,6 +487,24 @@ def test_a_trial_left_running_holds_its_generation_until_it_fails(caplog) -> Non
     check_study(s, max_untagged=1, seed=0, **KW)
 
 
+def test_an_untagged_trial_of_a_dead_worker_stops_blocking_after_the_grace_period(tmp_path) -> None:
+    """A worker killed between Optuna creating its trial and the sampler's first heartbeat
+    leaves a RUNNING trial with no tag and no heartbeat, which Optuna's heartbeat check never
+    fails. It blocks its generation only until it is one grace period old."""
+    import time
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}", heartbeat_interval=1, grace_period=2)
+    s = optuna.create_study(sampler=ZoARSampler(seed=0, **KW), storage=storage)
+    s.optimize(lambda t: sphere(t, 3), n_trials=9)
+    gen = ZoARSampler(seed=0, **KW).get_state(s)["gen"]
+    storage.create_new_trial(s._study_id)  # the dead worker's trial: RUNNING, untagged, silent
+    s.optimize(lambda t: sphere(t, 3), n_trials=8)
+    assert ZoARSampler(seed=0, **KW).get_state(s)["gen"] == gen  # younger than the grace: it may
+    time.sleep(2.5)                                                # still be tagged, so it blocks
+    s.optimize(lambda t: sphere(t, 3), n_trials=8)
+    assert ZoARSampler(seed=0, **KW).get_state(s)["gen"] >= gen + 2  # K = 4: 8 trials, 2 generations
+
+
 def test_a_worker_with_other_settings_warns_once_naming_the_setting() -> None:
     # A study run with the defaults, then a worker with num_queries=20 for 5 trials: every
     # stored generation is foreign to it, but it warns once, naming only num_queries.
